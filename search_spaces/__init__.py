@@ -1,0 +1,30 @@
+"""Optuna define-by-run search spaces, one function per name.
+
+    from search_spaces import SPACES, get_space
+    space = get_space("sintro_tc")            # Callable[[optuna.Trial], dict | None]
+    points = fixed_points("paper")            # configurations to evaluate first
+
+A space suggests ``TrainConfig`` fields and returns its constants. Add a space by adding one
+public function to ``search_spaces/spaces.py``; docs/search_spaces.md explains the ranges.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from search_spaces.spaces import SPACES, VARIANTS, Space, dataset_of, enqueue
+
+__all__ = ["SPACES", "VARIANTS", "Space", "dataset_of", "enqueue", "fixed_points", "get_space"]
+
+
+def get_space(name: str) -> Space:
+    """The space called `name`; a ValueError lists the valid names otherwise."""
+    try:
+        return SPACES[name]
+    except KeyError:
+        raise ValueError(f"unknown search space {name!r}: use one of {', '.join(sorted(SPACES))}") from None
+
+
+def fixed_points(name: str) -> list[dict[str, Any]]:
+    """The parameter dicts the space `name` asks to evaluate before sampling (often none)."""
+    return [dict(p) for p in getattr(get_space(name), "points_to_evaluate", [])]

@@ -1,0 +1,60 @@
+"""Budgets for `python -m study.launch`: `cpu`, `smoke` and `full`. Explicit flags override them.
+
+- ``cpu``: the README's main job. A handful of trials on the 7,200-image dSprites variant with
+  the standard 64x64 model, a few epochs each, two trials side by side on a 2-core machine;
+  finishes within 10 minutes there (measured in docs/study.md).
+- ``smoke``: seconds to a minute; tests and a first check of a new cluster. One epoch on a
+  512-image subset, the cheap metrics only.
+- ``full``: the report's budget (200 epochs) with several seeds per configuration, four
+  dSprites trials per GPU; for GPU clusters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Preset:
+    dataset: str
+    trials: int  # Ray trials = Optuna trials (each configuration counts once per seed)
+    epochs: int
+    seeds: int  # trainings per sampled configuration, seeds seed, seed+1, ...
+    cpus_per_trial: float
+    gpus_per_trial: float
+    max_concurrent: int  # 0: as many as the resources allow
+    metrics_every: int  # the `fast` metrics every k epochs (always after epoch 1); `final_metrics` at the end
+    final_metrics: str  # evaluate() preset after the last epoch
+    train_images: int  # 0: the whole data set; else a fixed random subset of this size per epoch
+    max_failures: int  # retries of a failed trial from its last checkpoint (a lost node)
+    description: str
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+PRESETS: dict[str, Preset] = {
+    "cpu": Preset(
+        dataset="dsprites_small", trials=4, epochs=2, seeds=1, cpus_per_trial=1.0, gpus_per_trial=0.0,
+        max_concurrent=2, metrics_every=1, final_metrics="full", train_images=0, max_failures=0,
+        description="a few trials on dsprites_small, about 10 minutes on a 2-core CPU",
+    ),
+    "smoke": Preset(
+        dataset="dsprites_small", trials=2, epochs=1, seeds=1, cpus_per_trial=0.5, gpus_per_trial=0.0,
+        max_concurrent=4, metrics_every=1, final_metrics="fast", train_images=512, max_failures=0,
+        description="seconds to a minute: 1 epoch on 512 images, cheap metrics (tests, cluster check)",
+    ),
+    "full": Preset(
+        dataset="dsprites_small", trials=240, epochs=200, seeds=3, cpus_per_trial=2.0, gpus_per_trial=0.25,
+        max_concurrent=0, metrics_every=10, final_metrics="full", train_images=0, max_failures=3,
+        description="the report's 200 epochs, 80 configurations x 3 seeds, 4 trials per GPU",
+    ),
+}
+
+
+def get_preset(name: str) -> Preset:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}: use one of {', '.join(PRESETS)}") from None

@@ -1,0 +1,99 @@
+"""The Optuna side of a study: samplers, seeds per configuration, and failure bookkeeping.
+
+Seeds. Every Ray trial is one Optuna trial and one training. With ``seeds=S``, a configuration
+the sampler proposes is trained S times: the first trial of a group gets seed ``base_seed``
+and, as soon as it is sampled, S-1 copies of its parameters are enqueued in the Optuna study
+(user attributes ``config_group`` and ``seed_index``), so the next trials asked are those
+copies with seeds ``base_seed+1 ... base_seed+S-1``. Each copy is told to Optuna on its own;
+the analysis groups trials by ``config_group`` (also in the Ray config) to show the spread.
+Fixed points a space enqueues (the report's configurations) are groups like any other.
+
+These classes live in an importable module, not in ``__main__``: Ray Tune pickles the searcher
+(and with it this space wrapper) into the experiment folder to resume it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+from ray.tune.search.optuna import OptunaSearch
+
+from search_spaces import get_space
+
+SAMPLERS = ("tpe", "nsga2", "random", "gp")
+
+
+def make_sampler(name: str, *, seed: int, trials: int) -> optuna.samplers.BaseSampler:
+    """An Optuna sampler by name; `trials` sizes NSGA-II's population for small studies."""
+    if name == "tpe":
+        # group=True handles the conditional parameters of `compare`; constant_liar keeps
+        # parallel trials from all asking for the same point.
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(50, trials // 5)))
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    raise ValueError(f"unknown sampler {name!r}: use one of {', '.join(SAMPLERS)}")
+
+
+class SeededSpace:
+    """A registered space, plus one seed per training of the same configuration (see above)."""
+
+    def __init__(self, space: str, *, seeds: int, base_seed: int):
+        if seeds < 1:
+            raise ValueError(f"seeds must be >= 1, got {seeds}")
+        get_space(space)  # fail now on an unknown name
+        self.space, self.seeds, self.base_seed = space, seeds, base_seed
+
+    def __call__(self, trial: optuna.Trial) -> dict[str, Any]:
+        constants = dict(get_space(self.space)(trial) or {})
+        attrs = trial.user_attrs
+        if "config_group" in attrs:  # an enqueued copy: parameters fixed, seed from the queue
+            group, index = int(attrs["config_group"]), int(attrs["seed_index"])
+        else:  # a new configuration (sampled, or a space's fixed point)
+            group, index = trial.number, 0
+            trial.set_user_attr("config_group", group)
+            trial.set_user_attr("seed_index", 0)
+            for k in range(1, self.seeds):
+                trial.study.enqueue_trial(dict(trial.params), user_attrs={"config_group": group, "seed_index": k})
+        seed = self.base_seed + index
+        trial.set_user_attr("seed", seed)
+        return {**constants, "seed": seed, "config_group": group, "optuna_number": trial.number}
+
+
+class StudySearch(OptunaSearch):
+    """OptunaSearch that never tells a diverged or failed trial to Optuna as COMPLETE.
+
+    The trainable ends a diverged trial by reporting ``outcome="diverged"`` (finite sentinel
+    objectives) and raising: Ray then calls ``on_trial_complete(error=True)`` without a result
+    and OptunaSearch tells FAIL. One path bypasses that: a scheduler (ASHA) may stop the trial
+    on that very result, and OptunaSearch would tell the sentinels as COMPLETE values. Any
+    result whose outcome is not a success is therefore told as FAIL here.
+    """
+
+    FAILED_OUTCOMES = ("diverged", "error")
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if result and result.get("outcome") in self.FAILED_OUTCOMES:
+            result, error = None, True
+        super().on_trial_complete(trial_id, result=result, error=error)
+
+
+def trial_dirname(trial) -> str:
+    """Short trial folder names (Ray's default lists every parameter): trial_0007_sintro_s1_<id>."""
+    config = trial.config or {}
+    number = config.get("optuna_number")
+    head = f"trial_{number:04d}" if isinstance(number, int) else "trial"
+    return f"{head}_{config.get('variant', 'vae')}_s{config.get('seed', 0)}_{trial.trial_id}"
+
+
+def fail_orphans(study: optuna.Study) -> list[int]:
+    """Tell FAIL for trials left RUNNING when Ray has nothing running (a killed driver asked
+    them but never started them). Returns their numbers."""
+    orphans = [t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))]
+    for number in orphans:
+        study.tell(number, state=optuna.trial.TrialState.FAIL)
+    return orphans

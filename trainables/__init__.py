@@ -1,0 +1,1 @@
+"""Everything that runs inside one trial: data sets, models, objectives, trainer, metrics."""

@@ -1,0 +1,198 @@
+"""The Ray Tune function trainable: one training of one configuration, reported every epoch.
+
+    tune.Tuner(tune.with_resources(train_vae, resources), param_space=..., ...)
+
+The config is every ``TrainConfig`` field the search space and the launcher set, plus the
+trial-level keys of ``TRIAL_KEYS`` (metrics schedule, objectives, bookkeeping). Each epoch:
+train, evaluate (the ``fast`` metrics after epoch 1 and every ``metrics_every`` epochs, the
+``final_metrics`` preset after the last epoch), checkpoint, and ``ray.tune.report`` a result that
+carries every key: the loss terms, every metric (carried forward between evaluations, with
+``metrics_epoch`` saying when they were measured), ``outcome``, ``node_ip``, ``hostname`` and
+``gpu_share``. The last checkpoint also holds ``images/``, which are copied next to the trial's
+results as well.
+
+Divergence (``trainer.Diverged``, a NaN or Inf loss) ends the trial with one explicit result,
+``outcome="diverged"``, ``diverged_epoch``, finite sentinel objective values and NaN loss terms,
+and then raises ``TrialDiverged``: Ray marks the trial ERROR and calls the searcher with
+``error=True`` and no result, which OptunaSearch tells as FAIL (a NaN objective would leave it
+RUNNING; a missing key would mark it PRUNED). The diverged checkpoint holds a marker, so a retry
+(FailureConfig) raises again at once instead of training again. Any other exception is reported
+with ``outcome="error"`` and its message, then raised: Ray records it and may retry it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import ray
+import torch
+from ray import tune
+
+from trainables.data import Dataset, load_dataset
+from trainables.trainer import Diverged, TrainConfig, Trainer
+
+# Keys of a trial's config that are not TrainConfig fields; anything else is a typo and fails.
+TRIAL_KEYS = {
+    "metrics_every": 1,  # fast metrics every k epochs (and always after epoch 1)
+    "final_metrics": "full",  # evaluate() preset after the last epoch
+    "train_images": 0,  # 0: all images; n: a fixed random subset of n images (smoke runs)
+    "objectives": [["mig", "max"], ["rec_loss", "min"]],  # [metric, "max" | "min"], for the sentinels
+    "config_group": None,  # the Optuna trial number of the first seed of this configuration
+    "optuna_number": None,  # this trial's number in the Optuna study
+}
+
+# Finite stand-ins for the objectives of a diverged trial: the floor of every [0, 1] score, and a
+# reconstruction loss far above any real one (4096 pixels at chance cost about 2,839 nats).
+SENTINEL_MAX = 0.0
+SENTINEL_MIN = 1.0e9
+
+CHECKPOINT_FILE = "trainer.pt"
+STATE_FILE = "trial_state.json"  # last metrics, so a resumed trial keeps reporting every key
+DIVERGED_FILE = "diverged.json"
+
+
+class TrialDiverged(RuntimeError):
+    """Raised after the `diverged` result so that Ray records an error and Optuna a FAIL."""
+
+
+def split_config(config: dict[str, Any]) -> tuple[TrainConfig, dict[str, Any]]:
+    """Ray config -> (TrainConfig, trial-level settings); unknown keys raise a ValueError naming them."""
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(config) - fields - set(TRIAL_KEYS))
+    if unknown:
+        raise ValueError(f"unknown trial config key(s) {unknown}: use TrainConfig fields or {sorted(TRIAL_KEYS)}")
+    train = TrainConfig.from_dict({k: v for k, v in config.items() if k in fields})
+    trial = {k: config.get(k, default) for k, default in TRIAL_KEYS.items()}
+    return train, trial
+
+
+def train_vae(config: dict[str, Any]) -> None:
+    """The Ray Tune trainable (a plain function of its config)."""
+    train_cfg, trial = split_config(config)
+    objectives = [(str(m), str(mode)) for m, mode in trial["objectives"]]
+    info = _placement()
+    torch.set_num_threads(max(1, int(round(info.pop("_cpus")))))
+    state: dict[str, Any] = {"metrics": {}, "metrics_epoch": 0}
+    try:
+        full = load_dataset(train_cfg.dataset, root=train_cfg.data_root, image_size=train_cfg.image_size)
+        train_data = _subset(full, trial["train_images"], train_cfg.seed)
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is not None:
+            with checkpoint.as_directory() as folder:
+                folder = Path(folder)
+                if (folder / DIVERGED_FILE).exists():  # a retry of a diverged trial: report nothing more
+                    raise TrialDiverged(json.loads((folder / DIVERGED_FILE).read_text())["message"])
+                trainer = Trainer.from_checkpoint(folder / CHECKPOINT_FILE, train_data, epochs=train_cfg.epochs,
+                                                  device=train_cfg.device)
+                state = json.loads((folder / STATE_FILE).read_text())
+        else:
+            trainer = Trainer(train_cfg, train_data)
+    except TrialDiverged:
+        raise
+    except Exception as exc:
+        _report_failure("error", exc, objectives, state, info, epoch=0)
+        raise
+
+    if trainer.epoch >= train_cfg.epochs and "result" in state:
+        # Restored from the final checkpoint (the driver stopped before it recorded the end):
+        # report the final result again so Ray and Optuna see the trial's true last values.
+        tune.report({**state["result"], **info})
+        return
+
+    while trainer.epoch < train_cfg.epochs:
+        try:
+            losses = trainer.train_epoch()
+            epoch, last = trainer.epoch, trainer.epoch == train_cfg.epochs
+            preset = trial["final_metrics"] if last else (
+                "fast" if epoch == 1 or epoch % max(1, trial["metrics_every"]) == 0 else None)
+            if preset is not None:
+                state["metrics"] = _evaluate(trainer, full, preset)
+                state["metrics_epoch"] = epoch
+        except Diverged as exc:
+            _report_failure("diverged", exc, objectives, state, info, epoch=exc.epoch)
+            raise TrialDiverged(str(exc)) from exc
+        except Exception as exc:
+            _report_failure("error", exc, objectives, state, info, epoch=trainer.epoch)
+            raise
+        result = {**losses, **state["metrics"], "epoch": epoch, "metrics_epoch": state["metrics_epoch"],
+                  "outcome": "completed" if last else "running", **info}
+        with tempfile.TemporaryDirectory(prefix="vae-ckpt-") as folder:
+            folder = Path(folder)
+            trainer.save_checkpoint(folder / CHECKPOINT_FILE)
+            (folder / STATE_FILE).write_text(json.dumps({**state, "result": result}))
+            if last:
+                trainer.save_images(folder / "images")
+                # The trial's working directory is synced next to its results (sync_artifacts).
+                shutil.copytree(folder / "images", Path.cwd() / "images", dirs_exist_ok=True)
+            tune.report(result, checkpoint=tune.Checkpoint.from_directory(str(folder)))
+
+
+class Resources:
+    """config -> PlacementGroupFactory for tune.with_resources: one bundle of CPUs and a GPU
+    share (a fraction lets several small trials share one GPU; Ray packs them). A callable, so
+    a policy per configuration (e.g. a whole GPU for the residual model) can be added here."""
+
+    def __init__(self, cpus: float, gpus: float):
+        self.cpus, self.gpus = float(cpus), float(gpus)
+
+    def __call__(self, config: dict[str, Any]) -> tune.PlacementGroupFactory:
+        bundle = {"CPU": self.cpus}
+        if self.gpus > 0:
+            bundle["GPU"] = self.gpus
+        return tune.PlacementGroupFactory([bundle])
+
+
+def _evaluate(trainer: Trainer, dataset: Dataset, preset: str) -> dict[str, float]:
+    from trainables.metrics.evaluate import evaluate
+
+    trainer.model.eval()
+    try:
+        metrics = evaluate(trainer.model, dataset, preset=preset, seed=trainer.config.seed, device=trainer.device)
+    finally:
+        trainer.model.train()
+    return {k: float(v) for k, v in metrics.items()}
+
+
+def _report_failure(outcome: str, exc: BaseException, objectives, state, info, *, epoch: int) -> None:
+    """The last result of a failed trial: every key, finite sentinels for the objectives."""
+    message = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+    result: dict[str, Any] = {k: math.nan for k in state["metrics"]}
+    for metric, mode in objectives:
+        result[metric] = SENTINEL_MAX if mode == "max" else SENTINEL_MIN
+    result.update(epoch=epoch, metrics_epoch=state["metrics_epoch"], outcome=outcome, error=message, **info)
+    if outcome == "diverged":
+        result["diverged_epoch"] = epoch
+        with tempfile.TemporaryDirectory(prefix="vae-ckpt-") as folder:
+            Path(folder, DIVERGED_FILE).write_text(json.dumps({"epoch": epoch, "message": message}))
+            tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
+    else:
+        tune.report(result)
+
+
+def _placement() -> dict[str, Any]:
+    """Where the trial runs and on how much: node_ip, hostname, gpu_share (+ CPUs, internal)."""
+    resources = tune.get_context().get_trial_resources().required_resources
+    return {
+        "node_ip": ray.util.get_node_ip_address(),
+        "hostname": socket.gethostname(),
+        "gpu_share": float(resources.get("GPU", 0.0)),
+        "_cpus": float(resources.get("CPU", 1.0)),
+    }
+
+
+def _subset(data: Dataset, n: int, seed: int) -> Dataset:
+    """A fixed random subset of n images for training (n = 0 or >= len: the whole set). The
+    metrics always see the whole data set: factor lookups index its full grid."""
+    if not n or n >= len(data):
+        return data
+    keep = np.sort(np.random.default_rng(seed).choice(len(data), n, replace=False))
+    return dataclasses.replace(data, images=np.ascontiguousarray(data.images[keep]))

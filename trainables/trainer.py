@@ -1,0 +1,389 @@
+"""One training loop for the four variants: beta-VAE, beta-TCVAE, Soft-Intro-VAE, Soft-Intro-TCVAE.
+
+    python -m trainables.trainer --variant sintro_tc --epochs 3 --out runs/one
+
+The variants differ only in two switches: whether the KL term is replaced by the TC
+decomposition (Chen et al. 2018), and whether the encoder and decoder play Soft-Intro-VAE's
+adversarial game (Daniel & Tamar 2021; the report's equations (3)-(6)). Everything else -- data
+on the device, seeding, checkpoints, divergence handling, image grids -- is shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from trainables import objectives as obj
+from trainables.data import Dataset, DatasetError, load_dataset
+from trainables.models import VAE
+
+VARIANTS = ("beta_vae", "beta_tcvae", "sintro", "sintro_tc")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    variant: str = "beta_vae"  # one of VARIANTS
+    dataset: str = "dsprites_small"
+    data_root: str | None = None  # dSprites npz file / Ukiyo-e folder; None = rendered dSprites
+    arch: str | None = None  # None: "standard" for dSprites, "residual" for Ukiyo-e
+    image_size: int | None = None  # None: the data set's native size (64)
+    latent_dim: int = 10
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 2e-4  # Adam, encoder and decoder alike (Soft-Intro reference code)
+    beta_rec: float = 1.0
+    beta_kl: float = 1.0
+    beta_neg: float = 256.0  # Soft-Intro only; reference code: 256 for MNIST/CIFAR-like data
+    alpha: float = 2.0  # Soft-Intro only; report and reference code
+    gamma: float = 1.0  # Soft-Intro only
+    gamma_r: float = 1e-8  # Soft-Intro only; weight of re-reconstruction in the decoder loss
+    mi_weight: float = 1.0  # TC variants only
+    tc_weight: float = 6.0  # TC variants only; Chen et al. 2018 use 6 on dSprites
+    dwkl_weight: float = 1.0  # TC variants only
+    tc_estimator: str = "mss"  # "mss" (unbiased) or "mws" (Chen et al. 2018; biased by log N per density)
+    seed: int = 0
+    device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
+    amp: bool = True  # bf16 autocast on CUDA; ignored on CPU
+    compile: bool = False  # torch.compile the model (CUDA)
+    check_every: int = 50  # steps between finiteness checks (each one syncs with the host)
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.variant in VARIANTS, f"variant {self.variant!r} is unknown: use one of {', '.join(VARIANTS)}"),
+            (self.tc_estimator in ("mws", "mss"), f"tc_estimator {self.tc_estimator!r} is unknown: use 'mws' or 'mss'"),
+            (self.latent_dim >= 1, f"latent_dim must be >= 1, got {self.latent_dim}"),
+            (self.epochs >= 0, f"epochs must be >= 0, got {self.epochs}"),
+            (self.batch_size >= 2, f"batch_size must be >= 2 (the TC estimators need pairs), got {self.batch_size}"),
+            (self.lr > 0, f"lr must be > 0, got {self.lr}"),
+            (self.alpha > 0 or not self.adversarial, f"alpha must be > 0, got {self.alpha}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+    @property
+    def decomposed(self) -> bool:
+        return self.variant in ("beta_tcvae", "sintro_tc")
+
+    @property
+    def adversarial(self) -> bool:
+        return self.variant in ("sintro", "sintro_tc")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        """Build from a dict, rejecting keys that are not fields (a typo would otherwise be ignored)."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - fields)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig key(s) {unknown}: valid keys are {sorted(fields)}")
+        return cls(**values)
+
+
+class Diverged(RuntimeError):
+    """The loss became NaN or Inf: the run is over (Soft-Intro's exp() terms do this)."""
+
+    def __init__(self, epoch: int, step: int):
+        super().__init__(f"training diverged (non-finite loss) at epoch {epoch}, step {step}")
+        self.epoch = epoch
+        self.step = step
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class Trainer:
+    """Holds the model, the optimisers and the data on the device; `train_epoch` runs one epoch."""
+
+    def __init__(self, config: TrainConfig, dataset: Dataset | None = None):
+        self.config = config
+        self.device = resolve_device(config.device)
+        torch.manual_seed(config.seed)
+        self.dataset = dataset or load_dataset(config.dataset, root=config.data_root, image_size=config.image_size)
+        n, c, h, w = self.dataset.images.shape
+        if n < config.batch_size:
+            raise ValueError(f"batch_size {config.batch_size} exceeds the data set's {n} images: lower --batch-size")
+        arch = config.arch or ("standard" if self.dataset.factors is not None else "residual")
+        self.model = VAE(arch=arch, channels=c, image_size=h, latent_dim=config.latent_dim).to(self.device)
+        self.net = torch.compile(self.model) if config.compile else self.model
+        # Two optimisers for every variant: Adam is per-parameter, so for the non-adversarial
+        # variants stepping both is the same as one optimiser over all parameters.
+        self.opt_e = torch.optim.Adam(self.model.encoder.parameters(), lr=config.lr)
+        self.opt_d = torch.optim.Adam(self.model.decoder.parameters(), lr=config.lr)
+        # The whole data set lives on the device as uint8; batches are cast there.
+        self.images = torch.from_numpy(np.ascontiguousarray(self.dataset.images)).to(self.device)
+        self.order_rng = torch.Generator().manual_seed(config.seed)  # data order, separate from noise
+        self.scale = 1.0 / (c * h * w)  # Soft-Intro's s = 1/(C*H*W)
+        self.use_amp = config.amp and self.device.type == "cuda"
+        self.epoch = 0
+        self.step = 0
+
+    # --- the objectives -------------------------------------------------------------------------
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp)
+
+    def _regulariser(self, z, mu, logvar) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """KL, or the weighted MI + TC + dimension-wise KL for the TC variants; (B,) plus its parts."""
+        cfg = self.config
+        kl = obj.kl_divergence(mu, logvar)
+        if not cfg.decomposed:
+            return kl, {"kl": kl}
+        mi, tc, dwkl = obj.tc_decomposition(z, mu, logvar, dataset_size=len(self.images), estimator=cfg.tc_estimator)
+        reg = cfg.mi_weight * mi + cfg.tc_weight * tc + cfg.dwkl_weight * dwkl
+        return reg, {"kl": kl, "mi": mi, "tc": tc, "dwkl": dwkl}
+
+    def _encode(self, x):
+        """Encoder mean, log-variance and a reparameterised sample, in float32 for the losses."""
+        with self._autocast():
+            mu, logvar = self.model.encode(x)
+        mu, logvar = mu.float(), logvar.float()
+        return mu, logvar, mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+
+    def _decode(self, z):
+        with self._autocast():
+            return self.model.decode(z).float()
+
+    def _as_image(self, out):
+        """Decoder output -> image space, to feed generated images back to the encoder."""
+        return torch.sigmoid(out) if self.dataset.likelihood == "bernoulli" else out
+
+    def _beta_step(self, x) -> dict[str, torch.Tensor]:
+        cfg = self.config
+        mu, logvar, z = self._encode(x)
+        rec = obj.reconstruction_loss(x, self._decode(z), self.dataset.likelihood)
+        reg, parts = self._regulariser(z, mu, logvar)
+        loss = obj.beta_vae_loss(rec, reg, beta_rec=cfg.beta_rec, beta_kl=cfg.beta_kl).mean()
+        self.opt_e.zero_grad(set_to_none=True)
+        self.opt_d.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_e.step()
+        self.opt_d.step()
+        return {"loss": loss, "rec_loss": rec.mean(), **{k: v.mean() for k, v in parts.items()}}
+
+    def _soft_intro_step(self, x) -> dict[str, torch.Tensor]:
+        """One encoder step then one decoder step (report eqs. (3)/(4); (5)/(6) with the TC regulariser)."""
+        cfg, b = self.config, x.shape[0]
+        weights = dict(beta_rec=cfg.beta_rec, beta_kl=cfg.beta_kl)
+        z_p = torch.randn(b, cfg.latent_dim, device=x.device)  # one noise batch serves both steps
+
+        # Encoder step: the decoder is a frozen function (gradients pass through, no update).
+        self.model.decoder.requires_grad_(False)
+        mu, logvar, z = self._encode(x)
+        out = self._decode(z)
+        rec_real = obj.reconstruction_loss(x, out, self.dataset.likelihood)
+        reg_real, parts = self._regulariser(z, mu, logvar)
+        with torch.no_grad():
+            generated = torch.cat([self._as_image(out), self._as_image(self._decode(z_p))])  # (2B, C, H, W)
+        mu_g, logvar_g, z_g = self._encode(generated)  # one batched pass for rec and fake
+        rec_gen = obj.reconstruction_loss(generated, self._decode(z_g), self.dataset.likelihood)
+        reg_gen = self._halves_regulariser(z_g, mu_g, logvar_g)
+        loss_e, exp_elbo = obj.soft_intro_encoder_loss(
+            rec_real, reg_real, rec_gen, reg_gen,
+            scale=self.scale, alpha=cfg.alpha, beta_neg=cfg.beta_neg, **weights,
+        )
+        loss_e = loss_e.mean()
+        self.opt_e.zero_grad(set_to_none=True)
+        loss_e.backward()
+        self.opt_e.step()
+        self.model.decoder.requires_grad_(True)
+
+        # Decoder step: the encoder is frozen; its latents are detached.
+        self.model.encoder.requires_grad_(False)
+        out = self._decode(z.detach())
+        rec_real_d = obj.reconstruction_loss(x, out, self.dataset.likelihood)
+        generated = torch.cat([self._as_image(out), self._as_image(self._decode(z_p))])
+        mu_g, logvar_g, z_g = self._encode(generated)
+        reg_gen_d = self._halves_regulariser(z_g, mu_g, logvar_g)
+        rec_regen = obj.reconstruction_loss(generated.detach(), self._decode(z_g.detach()), self.dataset.likelihood)
+        loss_d = obj.soft_intro_decoder_loss(
+            rec_real_d, reg_gen_d, rec_regen, scale=self.scale, gamma=cfg.gamma, gamma_r=cfg.gamma_r, **weights,
+        ).mean()
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.opt_d.step()
+        self.model.encoder.requires_grad_(True)
+
+        kl_fake = obj.kl_divergence(mu_g[b:], logvar_g[b:]).detach().mean()
+        kl_real = parts["kl"].detach().mean()
+        return {
+            "loss": loss_e.detach() + loss_d.detach(),
+            "loss_encoder": loss_e.detach(),
+            "loss_decoder": loss_d.detach(),
+            "rec_loss": rec_real.detach().mean(),
+            **{k: v.detach().mean() for k, v in parts.items()},
+            "exp_elbo_rec": exp_elbo[:b].detach().mean(),
+            "exp_elbo_fake": exp_elbo[b:].detach().mean(),
+            "kl_fake": kl_fake,
+            "kl_fake_minus_real": kl_fake - kl_real,
+        }
+
+    def _halves_regulariser(self, z, mu, logvar) -> torch.Tensor:
+        """The regulariser of [rec; fake], with the TC estimate taken within each half: they are
+        two different distributions, and one minibatch estimate across both would mix them."""
+        b = z.shape[0] // 2
+        return torch.cat([self._regulariser(z[s], mu[s], logvar[s])[0] for s in (slice(0, b), slice(b, None))])
+
+    # --- the loop -------------------------------------------------------------------------------
+    def train_epoch(self) -> dict[str, float]:
+        """Train one epoch; return per-epoch means of every loss term plus throughput."""
+        cfg = self.config
+        self.model.train()
+        step_fn = self._soft_intro_step if cfg.adversarial else self._beta_step
+        order = torch.randperm(len(self.images), generator=self.order_rng).to(self.device)
+        n_batches = len(self.images) // cfg.batch_size  # drop the ragged last batch: TC needs full ones
+        sums: dict[str, torch.Tensor] = {}
+        first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
+        start = time.perf_counter()
+        for i in range(n_batches):
+            x = self.images[order[i * cfg.batch_size:(i + 1) * cfg.batch_size]].float() / self.dataset.pixel_max
+            terms = step_fn(x)
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + v.detach()
+            # Record the first non-finite step on the device; look at it only every check_every steps.
+            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(terms["loss"]), self.step, first_bad)
+            self.step += 1
+            if (i + 1) % cfg.check_every == 0 or i + 1 == n_batches:
+                self._raise_if_diverged(first_bad)
+        elapsed = time.perf_counter() - start
+        self.epoch += 1
+        result = {k: float(v) / n_batches for k, v in sums.items()}
+        result.update(epoch=self.epoch, epoch_time_s=elapsed, images_per_s=n_batches * cfg.batch_size / elapsed)
+        return result
+
+    def _raise_if_diverged(self, first_bad: torch.Tensor) -> None:
+        bad = int(first_bad)
+        if bad >= 0:
+            raise Diverged(self.epoch + 1, bad)
+
+    def train(self, out_dir: str | Path | None = None, log=print) -> list[dict[str, float]]:
+        """Train to `config.epochs`, checkpointing into out_dir after every epoch."""
+        history = []
+        while self.epoch < self.config.epochs:
+            history.append(self.train_epoch())
+            log(" ".join(f"{k}={v:.4g}" for k, v in history[-1].items()))
+            if out_dir is not None:
+                self.save_checkpoint(Path(out_dir) / "trainer.pt")
+        if out_dir is not None:
+            self.save_images(Path(out_dir) / "images")
+        return history
+
+    # --- checkpoints ----------------------------------------------------------------------------
+    def save_checkpoint(self, path: str | Path) -> Path:
+        """Everything needed to continue bit-for-bit: model, optimisers, RNG streams, counters."""
+        state = {
+            "config": dataclasses.asdict(self.config),
+            "epoch": self.epoch,
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "opt_e": self.opt_e.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "order_rng": self.order_rng.get_state(),
+            "versions": {"torch": torch.__version__, "numpy": np.__version__},
+        }
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.name, suffix=".tmp", delete=False) as f:
+            torch.save(state, f)
+        os.replace(f.name, path)
+        return path
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, dataset: Dataset | None = None, **overrides) -> "Trainer":
+        """Rebuild a trainer from `save_checkpoint`; `overrides` may change e.g. epochs or device."""
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        trainer = cls(TrainConfig.from_dict({**state["config"], **overrides}), dataset)
+        trainer.model.load_state_dict(state["model"])
+        trainer.opt_e.load_state_dict(state["opt_e"])
+        trainer.opt_d.load_state_dict(state["opt_d"])
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        trainer.order_rng.set_state(state["order_rng"])
+        trainer.epoch, trainer.step = state["epoch"], state["step"]
+        return trainer
+
+    # --- images ---------------------------------------------------------------------------------
+    @torch.no_grad()
+    def save_images(self, out_dir: str | Path, n: int = 8, traversal_steps: int = 9) -> list[Path]:
+        """PNG grids: inputs over reconstructions, decodes of z ~ N(0, s^2) for s = 1 and 3
+        (the report's figure 3c), and a traversal of every latent dimension from -2.5 to 2.5."""
+        self.model.eval()
+        out_dir = Path(out_dir)
+        gen = torch.Generator(device="cpu").manual_seed(self.config.seed)
+        x = self.images[torch.randperm(len(self.images), generator=gen)[:n].to(self.device)].float()
+        x = x / self.dataset.pixel_max
+        mu, _ = self.model.encode(x)
+        image = lambda z: self._as_image(self.model.decode(z)).clamp(0, 1)  # noqa: E731
+        grids = {"recon": torch.stack([x, image(mu)])}
+        for std in (1, 3):
+            z = torch.randn(2, n, self.config.latent_dim, generator=gen).to(self.device) * std
+            grids[f"samples_std{std}"] = image(z.flatten(0, 1)).unflatten(0, (2, n))
+        values = torch.linspace(-2.5, 2.5, traversal_steps, device=self.device)
+        z = mu[0].repeat(self.config.latent_dim, traversal_steps, 1)  # (L, steps, L)
+        dims = torch.arange(self.config.latent_dim, device=self.device)
+        z[dims, :, dims] = values
+        grids["traversals"] = image(z.flatten(0, 1)).unflatten(0, (self.config.latent_dim, traversal_steps))
+        self.model.train()
+        return [write_grid(g, out_dir / f"{name}.png") for name, g in grids.items()]
+
+
+def write_grid(images: torch.Tensor, path: Path, pad: int = 2) -> Path:
+    """(rows, cols, C, H, W) in [0, 1] -> one PNG, written atomically."""
+    from PIL import Image
+
+    rows, cols, c, h, w = images.shape
+    canvas = torch.ones(c, rows * (h + pad) + pad, cols * (w + pad) + pad)
+    for r in range(rows):
+        for col in range(cols):
+            top, left = pad + r * (h + pad), pad + col * (w + pad)
+            canvas[:, top:top + h, left:left + w] = images[r, col].float().cpu()
+    array = (canvas.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.png")
+    Image.fromarray(array[..., 0] if c == 1 else array).save(tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Train one VAE variant (no Ray, no Optuna).")
+    defaults = TrainConfig()
+    for field in dataclasses.fields(TrainConfig):
+        flag = "--" + field.name.replace("_", "-")
+        value = getattr(defaults, field.name)
+        if isinstance(value, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=value)
+        else:
+            kind = {"data_root": str, "arch": str, "image_size": int}.get(field.name, type(value))
+            parser.add_argument(flag, type=kind, default=value)
+    parser.add_argument("--out", default="runs/train", help="folder for trainer.pt and images/")
+    args = vars(parser.parse_args(argv))
+    out = args.pop("out")
+    try:
+        trainer = Trainer(TrainConfig(**args))
+        trainer.train(out)
+    except (ValueError, DatasetError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except Diverged as e:
+        print(f"diverged: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {out}/trainer.pt and {out}/images/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
