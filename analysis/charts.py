@@ -229,11 +229,11 @@ def pareto_front_figure(info: ParetoFrontInfo) -> go.Figure:
         ))
     note = f"{len(info.front)} of {len(info.trial_ids)} trials on the front"
     if info.n_excluded:
-        note += f"; {info.n_excluded} without both values (diverged, failed or not yet reported) left out"
+        note += f"; {info.n_excluded} without both values left out (diverged, failed, not reported yet)"
     fig.update_layout(
-        template=_TEMPLATE, height=520, hovermode="closest", clickmode="event+select",
+        template=_TEMPLATE, height=540, hovermode="closest", clickmode="event+select", margin=dict(t=110),
         title=dict(text=f"Pareto front: {info.score} (higher is better) against {info.loss} (lower is better)"
-                        f"<br><sup>{note}. Open symbols: still training. Click a point to see its images.</sup>"),
+                        f"<br><sup>{note}.<br>Open symbols: still training. Click a point to see its images.</sup>"),
         xaxis_title=f"{info.loss} (lower is better)", yaxis_title=f"{info.score} (higher is better)",
         legend=dict(title="on the front"),
     )

@@ -40,8 +40,15 @@ DATASETS = ("dsprites", "dsprites_small", "ukiyoe")  # trainables.data.DATASETS,
 # classifier (no estimator noise from a fit), it is the score beta-TCVAE was introduced with,
 # and it punishes a factor spread over several latents, which the beta-VAE score does not.
 DEFAULT_SCORE = "mig"
-DEFAULT_SCORE_NO_FACTORS = "rec_loss"  # placeholder until an unsupervised score is chosen
-RECONSTRUCTION = "rec_loss"
+# Without ground-truth factors (Ukiyo-e) no disentanglement score exists; the closest
+# unsupervised proxy is the total correlation of a Gaussian fitted to the encoder means (down).
+DEFAULT_SCORE_NO_FACTORS = "gaussian_tc"
+RECONSTRUCTION = "rec_loss"  # the trainer's per-image reconstruction NLL (nats), training-epoch mean
+FACTOR_SCORES = ("mig", "beta_vae", "factor_vae", "modularity", "explicitness", "dci_disentanglement",
+                 "dci_completeness", "dci_informativeness", "sap")
+UNSUPERVISED_SCORES = ("gaussian_tc", "active_units")
+RECONSTRUCTION_SCORES = (RECONSTRUCTION, "mse", "psnr")  # --objective single only
+LOWER_IS_BETTER = {"gaussian_tc", RECONSTRUCTION, "mse"}
 EMBEDDED_OBJECT_STORE = 200 * 1024**2  # bytes; Tune keeps checkpoints on disk, not in the object store
 ADDRESS_TIMEOUT_S = 5.0
 
@@ -81,9 +88,8 @@ class Settings:
     def objectives(self) -> list[tuple[str, str]]:
         """(metric, mode) pairs, declared once: the searcher, the scheduler, the progress line
         and study.json all read them from here."""
-        if self.objective == "single":
-            return [(self.score, "min" if self.score == RECONSTRUCTION else "max")]
-        return [(self.score, "max"), (RECONSTRUCTION, "min")]
+        score = (self.score, "min" if self.score in LOWER_IS_BETTER else "max")
+        return [score] if self.objective == "single" else [score, (RECONSTRUCTION, "min")]
 
     @property
     def remote(self) -> bool:
@@ -117,7 +123,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, help="epochs per trial")
     p.add_argument("--objective", choices=("multi", "single"), default="multi",
                    help="multi: score up and rec_loss down (FIFO); single: the score alone, with ASHA")
-    p.add_argument("--score", help=f"disentanglement score to maximise (default {DEFAULT_SCORE})")
+    p.add_argument("--score", help=f"the disentanglement objective (default {DEFAULT_SCORE}; "
+                                   f"{DEFAULT_SCORE_NO_FACTORS} on ukiyoe)")
     p.add_argument("--sampler", choices=SAMPLERS, default="tpe", help="Optuna sampler (default tpe)")
     p.add_argument("--seeds", type=int, help="trainings per configuration, seeds --seed, --seed+1, ...")
     p.add_argument("--seed", type=int, default=0, help="first training seed and the sampler's seed")
@@ -210,10 +217,15 @@ def resolve(args: argparse.Namespace, *, gpu_visible: bool, record: dict | None 
     if args.objective == "single" and values["metrics_every"] != 1 and "metrics_every" not in explicit:
         values["metrics_every"] = 1  # ASHA compares the score at every rung
 
-    score = args.score or (DEFAULT_SCORE if values["dataset"] != "ukiyoe" else DEFAULT_SCORE_NO_FACTORS)
-    if args.score == RECONSTRUCTION and args.objective == "multi":
-        raise LaunchError("--score rec_loss with --objective multi would optimise rec_loss twice: "
-                          "use --objective single, or a disentanglement score")
+    has_factors = values["dataset"] != "ukiyoe"
+    score = args.score or (DEFAULT_SCORE if has_factors else DEFAULT_SCORE_NO_FACTORS)
+    allowed = (FACTOR_SCORES if has_factors else ()) + UNSUPERVISED_SCORES + (
+        RECONSTRUCTION_SCORES if args.objective == "single" else ())
+    if score not in allowed:
+        why = (" (Ukiyo-e has no ground-truth factors)" if score in FACTOR_SCORES else
+               " (a reconstruction score is already the second objective; use --objective single)"
+               if score in RECONSTRUCTION_SCORES else "")
+        raise LaunchError(f"--score {score!r} cannot be used here{why}: use one of {', '.join(allowed)}")
     name = args.name or f"{args.space}-{values['dataset']}-{dt.datetime.now():%Y%m%d-%H%M%S}"
     if not name or "/" in name or name.startswith("."):
         raise LaunchError(f"--name {name!r} must be a plain folder name (no '/', not starting with '.')")
@@ -330,9 +342,12 @@ def check_address(address: str) -> str:
 # --- Ray and Optuna ------------------------------------------------------------------------------
 def start_ray(address: str | None, *, verbose: bool) -> bool:
     """Connect to a cluster, or start an embedded one with a modest object store. Returns True
-    when this process started Ray (and so shuts it down)."""
+    when this call connected (and the run disconnects at the end); a caller that has already
+    connected Ray (a notebook, a test) keeps its connection and its Ray."""
     import ray
 
+    if ray.is_initialized():
+        return False
     kwargs = dict(log_to_driver=verbose, logging_level=logging.INFO if verbose else logging.WARNING)
     if address is not None:
         try:
@@ -515,12 +530,12 @@ def prepare(argv: list[str]):
         raise LaunchError(str(e)) from None
 
     address = check_address(args.address) if args.address is not None else None
-    started = False
+    connected = False
     if address is None:
         settings, notes = resolve(args, gpu_visible=_local_gpus() > 0, record=record)
     try:
         if address is not None:  # the cluster decides whether a GPU is visible
-            started = start_ray(address, verbose=args.verbose)
+            connected = start_ray(address, verbose=args.verbose)
             settings, notes = resolve(args, gpu_visible=gpus_in_cluster() > 0, record=record)
             if settings.gpus_per_trial > 0 and gpus_in_cluster() == 0:
                 notes.append("the cluster shows no GPU yet: GPU trials wait for GPU workers (autoscaler); "
@@ -537,14 +552,14 @@ def prepare(argv: list[str]):
         if address is None:
             _check_local_resources(settings)
             _check_data(settings)
-            started = start_ray(None, verbose=args.verbose)
+            connected = start_ray(None, verbose=args.verbose)
     except BaseException:
-        if address is not None:
+        if connected:
             import ray
 
             ray.shutdown()  # only disconnects from the cluster
         raise
-    return settings, notes, argv, record, started, args.verbose
+    return settings, notes, argv, record, connected, args.verbose
 
 
 def _local_gpus() -> int:
@@ -577,7 +592,8 @@ def _check_data(settings: Settings) -> None:
         raise LaunchError(str(e)) from None
 
 
-def run(settings: Settings, notes: list[str], argv: list[str], record: dict | None, started: bool, verbose: bool) -> int:
+def run(settings: Settings, notes: list[str], argv: list[str], record: dict | None, connected: bool,
+        verbose: bool) -> int:
     import optuna
     import ray
 
@@ -637,7 +653,8 @@ def run(settings: Settings, notes: list[str], argv: list[str], record: dict | No
             pass
         raise
     finally:
-        ray.shutdown()  # stops the embedded Ray, or only disconnects from a cluster
+        if connected:
+            ray.shutdown()  # stops the embedded Ray, or only disconnects from a cluster
 
 
 def _counts(results) -> dict[str, int]:

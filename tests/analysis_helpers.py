@@ -93,7 +93,7 @@ def _params(variant: str, rng: random.Random) -> dict[str, Any]:
 
 
 def distributions(variant: str) -> dict[str, Any]:
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
 
     d: dict[str, Any] = {"variant": CategoricalDistribution(list(VARIANTS)),
                          "lr": FloatDistribution(1e-4, 1e-3, log=True),

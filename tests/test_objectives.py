@@ -159,11 +159,15 @@ def test_tc_large_batch_closed_form(case):
 def test_regulariser():
     mu, logvar = _rand(8, 4, seed=13), _rand(8, 4, seed=14)
     z = mu + torch.exp(0.5 * logvar) * _rand(8, 4, seed=15)
-    torch.testing.assert_close(obj.regulariser(z, mu, logvar, decomposed=False), obj.kl_divergence(mu, logvar))
+    kl, parts = obj.regulariser(z, mu, logvar, decomposed=False)
+    torch.testing.assert_close(kl, obj.kl_divergence(mu, logvar))
+    assert set(parts) == {"kl"}
     mi, tc, dwkl = obj.tc_decomposition(z, mu, logvar, dataset_size=100, estimator="mss")
-    reg = obj.regulariser(z, mu, logvar, decomposed=True, dataset_size=100, estimator="mss",
-                          mi_weight=1.0, tc_weight=8.0, dwkl_weight=0.5)
+    reg, parts = obj.regulariser(z, mu, logvar, decomposed=True, dataset_size=100, estimator="mss",
+                                 mi_weight=1.0, tc_weight=8.0, dwkl_weight=0.5)
     torch.testing.assert_close(reg, mi + 8.0 * tc + 0.5 * dwkl)
+    torch.testing.assert_close(parts["tc"], tc)
+    torch.testing.assert_close(parts["kl"], obj.kl_divergence(mu, logvar))
     with pytest.raises(ValueError, match="dataset_size"):
         obj.regulariser(z, mu, logvar, decomposed=True)
 

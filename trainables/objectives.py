@@ -128,16 +128,19 @@ def tc_decomposition(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, *,
 
 def regulariser(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, *, decomposed: bool,
                 dataset_size: int | None = None, estimator: str = "mws", mi_weight: float = 1.0,
-                tc_weight: float = 1.0, dwkl_weight: float = 1.0) -> torch.Tensor:
+                tc_weight: float = 1.0, dwkl_weight: float = 1.0
+                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The regulariser of one ELBO, (B,): the analytic KL when not decomposed (beta-VAE,
     Soft-Intro-VAE), else mi_weight*MI + tc_weight*TC + dwkl_weight*DWKL (beta-TCVAE,
-    Soft-Intro-TCVAE; Chen et al. use 1, beta, 1)."""
+    Soft-Intro-TCVAE; Chen et al. use 1, beta, 1). Also returns its parts for logging:
+    {"kl"} or {"kl", "mi", "tc", "dwkl"}, each (B,); the analytic KL is always among them."""
+    kl = kl_divergence(mu, logvar)
     if not decomposed:
-        return kl_divergence(mu, logvar)
+        return kl, {"kl": kl}
     if dataset_size is None:
         raise ValueError("decomposed=True needs dataset_size (the N of the MWS/MSS estimators)")
     mi, tc, dwkl = tc_decomposition(z, mu, logvar, dataset_size=dataset_size, estimator=estimator)
-    return mi_weight * mi + tc_weight * tc + dwkl_weight * dwkl
+    return mi_weight * mi + tc_weight * tc + dwkl_weight * dwkl, {"kl": kl, "mi": mi, "tc": tc, "dwkl": dwkl}
 
 
 # --- the losses of the four variants --------------------------------------------------------------

@@ -7,8 +7,8 @@ trial-level keys of ``TRIAL_KEYS`` (metrics schedule, objectives, bookkeeping). 
 train, evaluate (the ``fast`` metrics after epoch 1 and every ``metrics_every`` epochs, the
 ``final_metrics`` preset after the last epoch), checkpoint, and ``ray.tune.report`` a result that
 carries every key: the loss terms, every metric (carried forward between evaluations, with
-``metrics_epoch`` saying when they were measured), ``outcome``, ``node_ip``, ``hostname`` and
-``gpu_share``. The last checkpoint also holds ``images/``, which are copied next to the trial's
+``metrics_epoch`` saying when they were measured), ``outcome``, ``node_ip``, ``node_id``,
+``hostname`` and ``gpu_share``. The last checkpoint also holds ``images/``, which are copied next to the trial's
 results as well.
 
 Divergence (``trainer.Diverged``, a NaN or Inf loss) ends the trial with one explicit result,
@@ -38,6 +38,7 @@ import torch
 from ray import tune
 
 from trainables.data import Dataset, load_dataset
+from trainables.metrics.evaluate import evaluate
 from trainables.trainer import Diverged, TrainConfig, Trainer
 
 # Keys of a trial's config that are not TrainConfig fields; anything else is a typo and fails.
@@ -81,9 +82,10 @@ def train_vae(config: dict[str, Any]) -> None:
     objectives = [(str(m), str(mode)) for m, mode in trial["objectives"]]
     info = _placement()
     torch.set_num_threads(max(1, int(round(info.pop("_cpus")))))
-    state: dict[str, Any] = {"metrics": {}, "metrics_epoch": 0}
+    state: dict[str, Any] = {"metrics": {}, "metrics_epoch": 0, "keys": []}
     try:
         full = load_dataset(train_cfg.dataset, root=train_cfg.data_root, image_size=train_cfg.image_size)
+        state["keys"] = metric_keys(full.factors is not None, train_cfg.latent_dim)
         train_data = _subset(full, trial["train_images"], train_cfg.seed)
         checkpoint = tune.get_checkpoint()
         if checkpoint is not None:
@@ -123,6 +125,7 @@ def train_vae(config: dict[str, Any]) -> None:
         except Exception as exc:
             _report_failure("error", exc, objectives, state, info, epoch=trainer.epoch)
             raise
+        state["keys"] = sorted(set(state["keys"]) | set(losses) | set(state["metrics"]))
         result = {**losses, **state["metrics"], "epoch": epoch, "metrics_epoch": state["metrics_epoch"],
                   "outcome": "completed" if last else "running", **info}
         with tempfile.TemporaryDirectory(prefix="vae-ckpt-") as folder:
@@ -152,20 +155,27 @@ class Resources:
 
 
 def _evaluate(trainer: Trainer, dataset: Dataset, preset: str) -> dict[str, float]:
-    from trainables.metrics.evaluate import evaluate
-
-    trainer.model.eval()
-    try:
-        metrics = evaluate(trainer.model, dataset, preset=preset, seed=trainer.config.seed, device=trainer.device)
-    finally:
-        trainer.model.train()
+    metrics = evaluate(trainer.model, dataset, preset=preset, seed=trainer.config.seed, device=trainer.device)
     return {k: float(v) for k, v in metrics.items()}
+
+
+# The keys evaluate() returns (trainables/metrics/evaluate.py), so that a trial that fails before
+# its first evaluation still reports every metric key (as NaN). tests/test_study.py checks them.
+FACTOR_METRIC_KEYS = ("beta_vae", "factor_vae", "mig", "modularity", "explicitness", "dci_disentanglement",
+                      "dci_completeness", "dci_informativeness", "sap")
+
+
+def metric_keys(has_factors: bool, latent_dim: int) -> list[str]:
+    width = max(2, len(str(latent_dim - 1)))
+    unsupervised = ["mse", "psnr", "active_units", "kl_total", "gaussian_tc",
+                    *(f"kl_dim_{l:0{width}d}" for l in range(latent_dim))]
+    return [*(FACTOR_METRIC_KEYS if has_factors else ()), *unsupervised]
 
 
 def _report_failure(outcome: str, exc: BaseException, objectives, state, info, *, epoch: int) -> None:
     """The last result of a failed trial: every key, finite sentinels for the objectives."""
     message = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
-    result: dict[str, Any] = {k: math.nan for k in state["metrics"]}
+    result: dict[str, Any] = {k: math.nan for k in [*state.get("keys", []), *state["metrics"]]}
     for metric, mode in objectives:
         result[metric] = SENTINEL_MAX if mode == "max" else SENTINEL_MIN
     result.update(epoch=epoch, metrics_epoch=state["metrics_epoch"], outcome=outcome, error=message, **info)
@@ -179,10 +189,11 @@ def _report_failure(outcome: str, exc: BaseException, objectives, state, info, *
 
 
 def _placement() -> dict[str, Any]:
-    """Where the trial runs and on how much: node_ip, hostname, gpu_share (+ CPUs, internal)."""
+    """Where the trial runs and on how much: node_ip, node_id, hostname, gpu_share (+ CPUs, internal)."""
     resources = tune.get_context().get_trial_resources().required_resources
     return {
         "node_ip": ray.util.get_node_ip_address(),
+        "node_id": ray.get_runtime_context().get_node_id(),
         "hostname": socket.gethostname(),
         "gpu_share": float(resources.get("GPU", 0.0)),
         "_cpus": float(resources.get("CPU", 1.0)),

@@ -9,7 +9,10 @@ the score is its accuracy on independently drawn evaluation points. A code that 
 alone has zero difference in that dimension, so the classifier wins.
 
 Defaults as disentanglement_lib (`beta_vae.py`): batch 64, 10,000 training and 5,000
-evaluation points, sklearn's LogisticRegression (C=1). Noise scores chance, 1/F.
+evaluation points, sklearn's LogisticRegression (C=1). One change: the features are z-scored
+with the training points' mean and std before the fit. The classifier's family is the same, but
+the regularisation no longer depends on the codes' scale, and the fit converges in a few
+iterations instead of hundreds (raw features of very different scales). Noise scores chance, 1/F.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ from collections.abc import Callable
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
+from threadpoolctl import threadpool_limits
 
-from .utils import MAX_ROWS_PER_CALL, represent_rows
+from .utils import MAX_ROWS_PER_CALL, SOLVER, represent_rows, standardize
 
 
 def compute_beta_vae(represent: Callable[[np.ndarray], np.ndarray], factors, rng: np.random.Generator, *,
@@ -52,7 +56,9 @@ def _sample_points(represent, factors, rng: np.random.Generator, num_points: int
 def _compute_beta_vae(train_features: np.ndarray, train_labels: np.ndarray, eval_features: np.ndarray,
                       eval_labels: np.ndarray, *, C: float = 1.0, random_state: int = 0) -> dict[str, float]:
     """The score from features (n, L) and factor labels (n,): evaluation accuracy of a logistic
-    regression trained on the training points."""
-    model = LogisticRegression(C=C, max_iter=1000, random_state=random_state)
-    model.fit(train_features, train_labels)
-    return {"beta_vae": float(model.score(eval_features, eval_labels))}
+    regression trained on the training points' z-scored features."""
+    x_train, x_eval = standardize(train_features, eval_features)
+    with threadpool_limits(limits=1, user_api="blas"):  # a small fit: BLAS threads only add overhead
+        model = LogisticRegression(C=C, solver=SOLVER, max_iter=1000, random_state=random_state)
+        model.fit(x_train, train_labels)
+    return {"beta_vae": float(model.score(x_eval, eval_labels))}

@@ -61,7 +61,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "explicitness": dict(num_train=10_000, num_test=5_000),
         "dci": dict(num_train=10_000, num_test=5_000, trees="hist", n_estimators=100),
         "sap": dict(num_train=10_000, num_test=5_000),
-        "unsupervised": dict(num_images=10_000),
+        "unsupervised": dict(num_images=10_000, num_reconstructions=5_000),
     },
     # per-epoch reporting inside trials: the same estimators on about a tenth of the points
     "fast": {
@@ -72,7 +72,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "explicitness": dict(num_train=2_000, num_test=1_000),
         "dci": dict(num_train=2_000, num_test=1_000, trees="hist", n_estimators=20),
         "sap": dict(num_train=2_000, num_test=1_000),
-        "unsupervised": dict(num_images=1_000),
+        "unsupervised": dict(num_images=1_000, num_reconstructions=500),
     },
 }
 

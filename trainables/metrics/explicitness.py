@@ -18,7 +18,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from .utils import parallel_map, represent_rows, standardize
+from .utils import SOLVER, parallel_map, represent_rows, standardize
 
 
 def compute_explicitness(represent: Callable[[np.ndarray], np.ndarray], factors, rng: np.random.Generator, *,
@@ -39,7 +39,7 @@ def _compute_explicitness(codes_train: np.ndarray, classes_train: np.ndarray, co
     x_train, x_test = standardize(codes_train, codes_test)
 
     def factor_score(k: int) -> float:
-        model = LogisticRegression(C=C, max_iter=1000).fit(x_train, classes_train[:, k])
+        model = LogisticRegression(C=C, solver=SOLVER, max_iter=1000).fit(x_train, classes_train[:, k])
         return _macro_auc(classes_test[:, k], model.predict_proba(x_test), model.classes_)
 
     scores = parallel_map(factor_score, range(classes_train.shape[1]), n_jobs=n_jobs)

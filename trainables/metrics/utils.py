@@ -6,13 +6,19 @@ mean), factor classes `(n, F)` int; mutual information and entropy are in nats.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 from joblib import Parallel, delayed
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
+
+# Solver of every logistic regression: the same objective as scikit-learn's default "lbfgs", a
+# Newton method that reaches the optimum in a few iterations on these small dense problems
+# (measured: 3-9 iterations against 80-550, 2-10x faster on 10,000 points).
+SOLVER = "newton-cholesky"
 
 # Rows handed to a representation function at once by `represent_rows`: bounds the memory of one
 # call (2**16 images of 64x64 float32 would be 1 GiB if a caller rendered them in one go).
@@ -42,10 +48,24 @@ def parallel_map(fn: Callable[..., Any], items: Iterable[Any], *, n_jobs: int | 
     """
     items = list(items)
     n_jobs = default_n_jobs() if n_jobs is None else int(n_jobs)
-    with threadpool_limits(limits=1):
+    controller = _controller()
+
+    def one_thread(item):
+        # OpenMP's thread count is per thread (a limit set in the caller does not reach a worker
+        # thread): set it in each worker. The BLAS limit below is process-wide.
+        with controller.limit(limits=1, user_api="openmp"):
+            return fn(item)
+
+    with controller.limit(limits=1):
         if n_jobs <= 1 or len(items) <= 1:
             return [fn(item) for item in items]
-        return Parallel(n_jobs=min(n_jobs, len(items)), prefer="threads")(delayed(fn)(item) for item in items)
+        return Parallel(n_jobs=min(n_jobs, len(items)), prefer="threads")(delayed(one_thread)(i) for i in items)
+
+
+@functools.cache
+def _controller() -> ThreadpoolController:
+    """The native thread pools of this process, inspected once (threadpoolctl)."""
+    return ThreadpoolController()
 
 
 def represent_rows(represent: Callable[[np.ndarray], np.ndarray], classes: np.ndarray) -> np.ndarray:

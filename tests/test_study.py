@@ -1,0 +1,362 @@
+"""`python -m study.launch` on a real local Ray: smoke studies end to end, the results folder,
+the Optuna journal, divergence told as FAIL, resume, and one-line errors for bad input.
+
+One Ray instance (2 CPUs, 100 MB object store) serves the whole module: the launcher reuses a
+Ray the caller has already started. Trials use 0.5 CPU on a 512-image subset for one epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+import search_spaces
+from study import launch
+from study.presets import PRESETS
+from study.progress import ProgressLine
+from study.searcher import StudySearch
+from trainables.trainable import metric_keys, split_config
+
+REPO = Path(__file__).resolve().parents[1]
+OBJECTIVE_KEYS = ("mig", "rec_loss")
+PER_RESULT_KEYS = ("epoch", "outcome", "node_ip", "node_id", "hostname", "gpu_share", "metrics_epoch")
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+# --- fixtures ------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def local_ray():
+    """One small local Ray for the module; trial processes import the project from REPO."""
+    import ray
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("RAY_AUTH_MODE", "disabled")
+    mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    ray.init(num_cpus=2, num_gpus=0, object_store_memory=100 * 1024**2, include_dashboard=False,
+             log_to_driver=False)
+    yield ray
+    ray.shutdown()
+    mp.undo()
+
+
+def smoke(tmp: Path, *extra: str) -> list[str]:
+    return ["--preset", "smoke", "--storage", str(tmp), "--train-images", "256", *extra]
+
+
+def journal_study(experiment: Path, name: str) -> optuna.Study:
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    return optuna.load_study(study_name=name, storage=JournalStorage(JournalFileBackend(str(experiment / "optuna.journal"))))
+
+
+def trial_folders(experiment: Path) -> list[Path]:
+    return sorted(p for p in experiment.iterdir() if p.is_dir() and (p / "params.json").exists())
+
+
+def results_of(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / "result.json").read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def compare_study(local_ray, tmp_path_factory):
+    """The `compare` space, 2 configurations x 2 seeds, one epoch each: run once, inspected by
+    several tests."""
+    tmp = tmp_path_factory.mktemp("compare")
+    start = time.monotonic()
+    rc = launch.main(smoke(tmp, "--space", "compare", "--name", "cmp", "--trials", "4", "--seeds", "2"))
+    return {"rc": rc, "experiment": tmp / "cmp", "storage": tmp, "wall": time.monotonic() - start}
+
+
+# --- end to end ----------------------------------------------------------------------------------
+@pytest.mark.timeout(600)
+def test_compare_smoke_study_completes_with_every_trial_and_key(compare_study):
+    assert compare_study["rc"] == 0
+    experiment = compare_study["experiment"]
+    record = json.loads((experiment / "study.json").read_text())
+    assert record["status"] == "completed" and record["space"] == "compare" and record["preset"] == "smoke"
+    assert record["objectives"] == [{"metric": "mig", "mode": "max"}, {"metric": "rec_loss", "mode": "min"}]
+    assert {"python", "torch", "ray", "optuna", "numpy", "scikit-learn"} <= set(record["versions"])
+    assert record["counts"]["completed"] == 4 and record["settings"]["train_images"] == 256
+
+    folders = trial_folders(experiment)
+    assert len(folders) == 4
+    for folder in folders:
+        config = json.loads((folder / "params.json").read_text())
+        assert {"variant", "seed", "config_group", "optuna_number", "dataset", "epochs"} <= set(config)
+        rows = results_of(folder)
+        expected = set(OBJECTIVE_KEYS) | set(PER_RESULT_KEYS) | set(metric_keys(True, config["latent_dim"]))
+        for row in rows:
+            assert expected <= set(row), f"{folder.name} misses {expected - set(row)}"
+            assert all(math.isfinite(row[k]) for k in OBJECTIVE_KEYS)
+            assert row["gpu_share"] == 0.0
+        assert rows[-1]["outcome"] == "completed" and rows[-1]["epoch"] == 1
+        images = {"recon.png", "samples_std1.png", "samples_std3.png", "traversals.png"}
+        assert images <= {p.name for p in (folder / "images").iterdir()}
+        last_checkpoint = sorted(folder.glob("checkpoint_*"))[-1]
+        assert images <= {p.name for p in (last_checkpoint / "images").iterdir()}
+        assert (last_checkpoint / "trainer.pt").exists()
+
+
+def test_optuna_journal_holds_the_same_trials_complete(compare_study):
+    experiment = compare_study["experiment"]
+    study = journal_study(experiment, "cmp")
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 4
+    by_number = {t.number: t for t in study.trials}
+    for folder in trial_folders(experiment):
+        config = json.loads((folder / "params.json").read_text())
+        trial = by_number[config["optuna_number"]]
+        final = results_of(folder)[-1]
+        assert trial.values == pytest.approx([final["mig"], final["rec_loss"]])
+        assert all(config[k] == v for k, v in trial.params.items())
+        assert trial.user_attrs["seed"] == config["seed"]
+
+
+def test_seeds_repeat_each_configuration(compare_study):
+    configs = [json.loads((f / "params.json").read_text()) for f in trial_folders(compare_study["experiment"])]
+    groups: dict[int, list[dict]] = {}
+    for c in configs:
+        groups.setdefault(c["config_group"], []).append(c)
+    assert len(groups) == 2
+    for members in groups.values():
+        assert sorted(c["seed"] for c in members) == [0, 1]
+        strip = lambda c: {k: v for k, v in c.items() if k not in ("seed", "optuna_number")}  # noqa: E731
+        assert strip(members[0]) == strip(members[1])
+
+
+def test_resume_with_another_space_or_a_missing_study_is_refused(compare_study, capsys):
+    storage = str(compare_study["storage"])
+    for argv, needle in [
+        (["--resume", "--name", "cmp", "--storage", storage, "--space", "beta"], "was started with --space compare"),
+        (["--resume", "--name", "nothing", "--storage", storage], "no study 'nothing'"),
+        (["--space", "compare", "--name", "cmp", "--storage", storage], "already exists: pass --resume"),
+    ]:
+        before = sorted(p.name for p in compare_study["experiment"].iterdir())
+        assert launch.main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert needle in err and "\n" not in err and "Traceback" not in err
+        assert sorted(p.name for p in compare_study["experiment"].iterdir()) == before
+
+
+@pytest.mark.timeout(300)
+def test_resuming_a_finished_study_keeps_it_complete(compare_study, capsys):
+    experiment = compare_study["experiment"]
+    assert launch.main(["--resume", "--name", "cmp", "--storage", str(compare_study["storage"])]) == 0
+    record = json.loads((experiment / "study.json").read_text())
+    assert record["status"] == "completed" and len(record["runs"]) == 2
+    assert len(trial_folders(experiment)) == 4
+    assert [t.state.name for t in journal_study(experiment, "cmp").trials] == ["COMPLETE"] * 4
+
+
+@pytest.mark.timeout(600)
+def test_a_diverged_trial_is_recorded_and_told_to_optuna_as_failed(local_ray, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(search_spaces.SPACES, "diverging", diverging_space)
+    rc = launch.main(smoke(tmp_path, "--space", "diverging", "--name", "div", "--trials", "2",
+                           "--max-concurrent", "1", "--max-failures", "1"))
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "failed: Diverged" in out and "1 diverged" in out
+    experiment = tmp_path / "div"
+    states = {t.number: t.state for t in journal_study(experiment, "div").trials}
+    assert states == {0: optuna.trial.TrialState.FAIL, 1: optuna.trial.TrialState.COMPLETE}
+    record = json.loads((experiment / "study.json").read_text())
+    assert record["counts"]["diverged"] == 1 and record["counts"]["completed"] == 1
+    for folder in trial_folders(experiment):
+        config = json.loads((folder / "params.json").read_text())
+        rows = results_of(folder)
+        if config["optuna_number"] == 0:
+            last = rows[-1]
+            assert last["outcome"] == "diverged" and last["diverged_epoch"] == 1
+            assert "non-finite loss" in last["error"]
+            assert last["mig"] == 0.0 and last["rec_loss"] == 1e9  # finite sentinels
+            keys = set(OBJECTIVE_KEYS) | set(PER_RESULT_KEYS) | set(metric_keys(True, 6))
+            assert keys <= set(last)
+            # the retry (max_failures=1) saw the diverged marker and reported nothing more
+            assert [r["outcome"] for r in rows].count("diverged") == 1
+        else:
+            assert rows[-1]["outcome"] == "completed"
+
+
+def diverging_space(trial: optuna.Trial) -> dict:
+    """Trial 0 really diverges (Soft-Intro, huge learning rate, tiny beta_neg: as in
+    tests/test_trainer.py); trial 1 is a plain beta-VAE that completes."""
+    if trial.number == 0:
+        return {"variant": "sintro", "lr": 5.0, "beta_neg": 1e-3, "alpha": 8.0, "check_every": 1, "latent_dim": 6}
+    trial.suggest_float("lr", 1e-4, 1e-3, log=True)
+    return {"variant": "beta_vae", "latent_dim": 6}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("space", ["beta", "beta_tc", "sintro", "sintro_tc", "paper"])
+def test_smoke_study_of_each_space(local_ray, tmp_path, space):
+    assert launch.main(smoke(tmp_path, "--space", space, "--name", space, "--trials", "2")) == 0
+    experiment = tmp_path / space
+    assert len(trial_folders(experiment)) == 2
+    assert [t.state.name for t in journal_study(experiment, space).trials][:2] == ["COMPLETE"] * 2
+    for folder in trial_folders(experiment):
+        assert results_of(folder)[-1]["outcome"] == "completed"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_single_objective_with_asha(local_ray, tmp_path):
+    rc = launch.main(smoke(tmp_path, "--space", "beta", "--name", "asha", "--trials", "4", "--epochs", "2",
+                           "--objective", "single", "--sampler", "random"))
+    assert rc == 0
+    study = journal_study(tmp_path / "asha", "asha")
+    assert len(study.directions) == 1
+    assert {t.state.name for t in study.trials} == {"COMPLETE"}  # stopped trials are complete, not pruned
+    record = json.loads((tmp_path / "asha" / "study.json").read_text())
+    assert record["objectives"] == [{"metric": "mig", "mode": "max"}]
+
+
+# --- the mechanism that makes Optuna record FAIL ---------------------------------------------------
+def test_searcher_tells_fail_for_a_raise_and_for_a_diverged_result_a_scheduler_stopped():
+    def space(trial):
+        trial.suggest_float("x", 0, 1)
+
+    search = StudySearch(space=space, metric=["mig", "rec_loss"], mode=["max", "min"])
+    for tid in ("raised", "stopped", "fine"):
+        search.suggest(tid)
+    # Ray, after the trainable raised: error=True and no result -> stock OptunaSearch tells FAIL
+    search.on_trial_complete("raised", result=None, error=True)
+    # ASHA stopped the trial on its diverged result: without the override this were COMPLETE
+    search.on_trial_complete("stopped", result={"mig": 0.0, "rec_loss": 1e9, "outcome": "diverged"})
+    search.on_trial_complete("fine", result={"mig": 0.3, "rec_loss": 50.0, "outcome": "completed"})
+    states = [t.state.name for t in search._ot_study.trials]
+    assert states == ["FAIL", "FAIL", "COMPLETE"]
+
+
+def test_a_nan_objective_would_leave_the_trial_running():
+    """Why the sentinels are finite: the stock searcher swallows Optuna's refusal of NaN."""
+    from ray.tune.search.optuna import OptunaSearch
+
+    def space(trial):
+        trial.suggest_float("x", 0, 1)
+
+    search = OptunaSearch(space=space, metric=["mig", "rec_loss"], mode=["max", "min"])
+    search.suggest("t")
+    search.on_trial_complete("t", result={"mig": math.nan, "rec_loss": 1.0})
+    assert search._ot_study.trials[0].state.name == "RUNNING"
+
+
+# --- configuration, presets, progress ------------------------------------------------------------
+def test_trial_config_rejects_unknown_keys():
+    train, trial = split_config({"variant": "sintro", "lr": 1e-3, "metrics_every": 2, "seed": 3})
+    assert train.variant == "sintro" and train.seed == 3 and trial["metrics_every"] == 2
+    with pytest.raises(ValueError, match=r"unknown trial config key\(s\) \['lr_rate'\]"):
+        split_config({"lr_rate": 1e-3})
+
+
+def args_of(*argv):
+    return launch.parse_args(["--space", "beta", *argv])
+
+
+def test_preset_is_chosen_by_gpu_visibility_and_flags_override_it():
+    settings, notes = launch.resolve(args_of(), gpu_visible=False)
+    assert settings.preset == "cpu" and any("preset: cpu" in n for n in notes)
+    assert settings.trials == PRESETS["cpu"].trials and settings.gpus_per_trial == 0
+    settings, notes = launch.resolve(args_of("--address", "auto"), gpu_visible=True)
+    assert settings.preset == "full" and settings.gpus_per_trial == PRESETS["full"].gpus_per_trial
+    settings, _ = launch.resolve(args_of("--preset", "full", "--epochs", "3", "--seeds", "1", "--trials", "5"),
+                                 gpu_visible=False)
+    assert (settings.epochs, settings.seeds, settings.trials) == (3, 1, 5)
+    assert settings.gpus_per_trial == 0  # no GPU visible on an embedded Ray: CPU fallback
+    settings, notes = launch.resolve(args_of("--seeds", "3"), gpu_visible=False)
+    assert settings.trials % 3 == 0 and any("rounded up" in n for n in notes)
+
+
+def test_objectives_are_declared_once():
+    multi, _ = launch.resolve(args_of(), gpu_visible=False)
+    assert multi.objectives == [("mig", "max"), ("rec_loss", "min")]
+    single, _ = launch.resolve(args_of("--objective", "single", "--score", "beta_vae"), gpu_visible=False)
+    assert single.objectives == [("beta_vae", "max")]
+    faces, _ = launch.resolve(args_of("--dataset", "ukiyoe"), gpu_visible=False)
+    assert faces.objectives == [("gaussian_tc", "min"), ("rec_loss", "min")]
+
+
+class FakeTrial:
+    def __init__(self, number, status, result=None):
+        self.config, self.status, self.last_result, self.trial_id = {"optuna_number": number}, status, result, str(number)
+
+
+def test_progress_line_prints_only_changes(capsys):
+    line = ProgressLine([("mig", "max"), ("rec_loss", "min")], total=3)
+    trials = [FakeTrial(0, "RUNNING"), FakeTrial(1, "PENDING")]
+    line.on_step_end(0, trials)
+    line.on_step_end(1, trials)
+    trials = [FakeTrial(0, "TERMINATED", {"mig": 0.2, "rec_loss": 40.0, "outcome": "completed"}),
+              FakeTrial(1, "ERROR", {"mig": 0.0, "rec_loss": 1e9, "outcome": "diverged", "diverged_epoch": 2}),
+              FakeTrial(2, "RUNNING")]
+    line.on_step_end(2, trials)
+    line.on_trial_error(2, trials, trials[1])
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 3
+    assert "0/3 finished (0 diverged, 0 errors), 1 running" in out[0]
+    assert "2/3 finished (1 diverged, 0 errors), 1 running, 0 to go | best mig 0.2 (#0), rec_loss 40 (#0)" in out[1]
+    assert "trial #1 failed: diverged at epoch 2" in out[2]
+
+
+# --- bad input: one line, exit code 2, nothing written --------------------------------------------
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+BAD = [
+    (["--space", "nope"], "unknown search space 'nope': use one of beta, beta_tc, compare, paper, sintro, sintro_tc"),
+    ([], "--space is required"),
+    (["--space", "beta", "--dataset", "mnist"], "unknown data set 'mnist': use one of dsprites, dsprites_small, ukiyoe"),
+    (["--space", "beta", "--preset", "huge"], "unknown preset 'huge': use one of cpu, smoke, full"),
+    (["--space", "beta", "--trials", "0"], "--trials must be at least 1"),
+    (["--space", "beta", "--epochs", "-1"], "--epochs must be at least 1"),
+    (["--space", "beta", "--gpus-per-trial", "1.5"], "--gpus-per-trial must be a fraction in [0, 1] or a whole number"),
+    (["--space", "beta", "--gpus-per-trial", "-0.25"], "--gpus-per-trial must be a fraction in [0, 1]"),
+    (["--space", "beta", "--seeds", "5", "--trials", "4"], "--seeds 5 needs at least 5 trials"),
+    (["--space", "beta", "--seeds", "3", "--trials", "4"], "use --trials 6"),
+    (["--space", "beta", "--sampler", "cmaes"], "invalid choice: 'cmaes'"),
+    (["--space", "beta", "--cpus-per-trial", "999"], "more than this machine's"),
+    (["--space", "beta", "--storage", "/proc/no-such-dir"], "cannot be written"),
+    (["--space", "beta", "--storage", "ftp://host/x"], "use a local folder or an s3:// or gs:// URI"),
+    (["--space", "beta", "--score", "nope"], "--score 'nope' cannot be used here"),
+    (["--resume", "--name", "nothing"], "no study 'nothing'"),
+    (["--space", "beta", "--bogus"], "unrecognized arguments: --bogus"),
+]
+
+
+@pytest.mark.parametrize("argv, needle", BAD, ids=[" ".join(a) or "empty" for a, _ in BAD])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(argv, needle, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default storage ./results must stay absent
+    storage = ["--storage", str(tmp_path / "results")] if "--storage" not in argv else []
+    assert launch.main(argv + storage) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert needle in err, err
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.timeout(60)
+def test_an_address_that_does_not_answer_fails_fast(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    start = time.monotonic()
+    assert launch.main(["--space", "beta", "--address", f"127.0.0.1:{closed_port()}"]) == 2
+    assert time.monotonic() - start < launch.ADDRESS_TIMEOUT_S + 5
+    err = capsys.readouterr().err.strip()
+    assert "nothing answers at 127.0.0.1" in err and "\n" not in err
+    # `auto` without any cluster: says so at once
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(launch.tempfile, "gettempdir", lambda: str(tmp_path / "no-ray"))
+    assert launch.main(["--space", "beta", "--address", "auto"]) == 2
+    assert "found no running Ray cluster" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
