@@ -24,7 +24,7 @@ import plotly.graph_objects as go
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from plotly.subplots import make_subplots
 
-from analysis.results import DISENTANGLEMENT_METRICS, IMAGE_KINDS, THROUGHPUT_KEYS, Experiment
+from analysis.results import DISENTANGLEMENT_METRICS, IMAGE_KINDS, UNSUPERVISED_METRICS, Experiment, is_detail
 
 __all__ = [
     "VARIANT_COLORS", "VARIANT_LABELS", "variant_label",
@@ -97,13 +97,19 @@ def _scored(exp: Experiment, columns: Sequence[str]) -> pd.DataFrame:
     return t.loc[ok]
 
 
-def _default_metrics(exp: Experiment, *, scores_only: bool = False) -> list[str]:
+def _default_metrics(exp: Experiment, *, scores_only: bool = False, compact: bool = False) -> list[str]:
+    """Metrics a chart shows unless told: losses, then scores, then the unsupervised measures;
+    per-latent KLs and throughput left out. ``compact``: the main loss terms only."""
     present = [m for m in exp.metrics if m in exp.trials and exp.trials[m].notna().any()]
     scores = [m for m in DISENTANGLEMENT_METRICS if m in present]
     if scores_only:
         return scores
-    losses = [m for m in present if m not in DISENTANGLEMENT_METRICS and m not in THROUGHPUT_KEYS]
-    return losses + scores
+    losses = [m for m in present if m not in DISENTANGLEMENT_METRICS and m not in UNSUPERVISED_METRICS
+              and not is_detail(m) and (not compact or m in _MAIN_LOSSES)]
+    return losses + scores + [m for m in UNSUPERVISED_METRICS if m in present]
+
+
+_MAIN_LOSSES = ("rec_loss", "kl", "mi", "tc", "dwkl", "kl_fake_minus_real")
 
 
 def _objective_pair(exp: Experiment, score: str | None, loss: str | None) -> tuple[str, str]:
@@ -230,13 +236,16 @@ def pareto_front_figure(info: ParetoFrontInfo) -> go.Figure:
     note = f"{len(info.front)} of {len(info.trial_ids)} trials on the front"
     if info.n_excluded:
         note += f"; {info.n_excluded} without both values left out (diverged, failed, not reported yet)"
+    note += "." + ("<br>Open symbols: still training." if any(info.running) else "")
     fig.update_layout(
         template=_TEMPLATE, height=540, hovermode="closest", clickmode="event+select", margin=dict(t=110),
         title=dict(text=f"Pareto front: {info.score} (higher is better) against {info.loss} (lower is better)"
-                        f"<br><sup>{note}.<br>Open symbols: still training. Click a point to see its images.</sup>"),
+                        f"<br><sup>{note} Click a point to see its images.</sup>"),
         xaxis_title=f"{info.loss} (lower is better)", yaxis_title=f"{info.score} (higher is better)",
         legend=dict(title="on the front"),
     )
+    # Clicking selects the point; keep the others readable rather than faded out.
+    fig.update_traces(unselected=dict(marker=dict(opacity=0.75)), selector=dict(mode="markers"))
     if not info.trial_ids:
         _empty(fig, "no trial has both values yet")
     return fig
@@ -296,9 +305,7 @@ def _dimension(name: str, values: pd.Series, dist: Any) -> ParallelDimension:
     tickvals: list[float] | None = None
     ticktext: list[str] | None = None
     if log and len(present):
-        lo, hi = math.floor(np.log10(present).min()), math.ceil(np.log10(present).max())
-        tickvals = [float(t) for t in range(lo, hi + 1)]
-        ticktext = [f"{10.0 ** t:g}" for t in range(lo, hi + 1)]
+        tickvals, ticktext = _log_ticks(float(present.min()), float(present.max()))
     if missing.any():
         top = float(np.nanmax(shown[~missing])) if (~missing).any() else 1.0
         bottom = float(np.nanmin(shown[~missing])) if (~missing).any() else 0.0
@@ -311,6 +318,24 @@ def _dimension(name: str, values: pd.Series, dist: Any) -> ParallelDimension:
     return ParallelDimension(label, tuple(float(v) for v in shown),
                              tuple(tickvals) if tickvals is not None else None,
                              tuple(ticktext) if ticktext is not None else None)
+
+
+def _log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
+    """Ticks for a log10 axis over [lo, hi] (positions, labels): both ends (parcoords draws an
+    axis only between its outer ticks) and, between them, round values 1-2-5 (or 1-3, or 1)
+    times a power of ten that are not crowding an end; at most about seven."""
+    a, b = math.log10(lo), math.log10(hi)
+    inner: list[float] = []
+    for steps in ((1.0, 2.0, 5.0), (1.0, 3.0), (1.0,)):
+        inner = [m * 10.0 ** d for d in range(math.floor(a), math.ceil(b) + 1) for m in steps]
+        inner = [v for v in inner if a + 0.06 * (b - a) < math.log10(v) < b - 0.06 * (b - a)]
+        if len(inner) <= 5:
+            break
+    vals = sorted({lo, hi}) if hi > lo else [lo]
+    labels = [f"{v:.4g}" for v in vals]
+    if hi > lo:
+        vals, labels = [lo] + inner + [hi], [labels[0]] + [f"{v:g}" for v in inner] + [labels[-1]]
+    return [math.log10(v) for v in vals], labels
 
 
 def parallel_coordinates_info(exp: Experiment, *, params: Sequence[str] | None = None,
@@ -355,15 +380,15 @@ def parallel_coordinates_figure(info: ParallelInfo) -> go.Figure:
                         args=[{"line.color": [list(info.colors[i])], "line.reversescale": [info.lower_is_better[i]],
                                "line.colorbar.title.text": [o]}])
                    for i, o in enumerate(info.objectives)]
-        fig.update_layout(updatemenus=[dict(buttons=buttons, direction="down", x=0.0, xanchor="left",
-                                            y=1.18, yanchor="top", showactive=True)])
+        fig.update_layout(updatemenus=[dict(buttons=buttons, direction="down", x=1.0, xanchor="right",
+                                            y=1.0, yanchor="bottom", pad=dict(b=40), showactive=True)])
     else:
         _empty(fig, "no completed trial yet")
     sub = f"{len(info.trial_ids)} completed trials; drag along an axis to filter"
     if info.conditional:
         sub += f"; {', '.join(info.conditional)} apply to some variants only (n/a: not used)"
-    fig.update_layout(template=_TEMPLATE, height=500, margin=dict(t=120, b=80, l=120, r=60),
-                      title=dict(text=f"Searched parameters and objectives<br><sup>{sub}</sup>", y=0.97))
+    fig.update_layout(template=_TEMPLATE, height=580, margin=dict(t=170, b=80, l=120, r=60),
+                      title=dict(text=f"Searched parameters and objectives<br><sup>{sub}</sup>", y=0.97, yanchor="top"))
     return fig
 
 
@@ -763,10 +788,11 @@ class CorrelationInfo(NamedTuple):
 
 def correlation_info(exp: Experiment, *, metrics: Sequence[str] | None = None, min_trials: int = 3) -> CorrelationInfo:
     """Spearman (rank) correlation of final values over completed trials: robust to the very
-    different scales of losses and scores. Metrics with fewer than ``min_trials`` values or no
-    variation are left out."""
+    different scales of losses and scores. Default metrics: the main loss terms, the scores and
+    the unsupervised measures. Metrics with fewer than ``min_trials`` values or no variation are
+    left out."""
     t = exp.trials.loc[exp.trials["outcome"].isin(_SCORED)]
-    names = list(metrics) if metrics is not None else _default_metrics(exp)
+    names = list(metrics) if metrics is not None else _default_metrics(exp, compact=True)
     keep = [m for m in names if m in t and t[m].notna().sum() >= min_trials and t[m].nunique() > 1]
     data = t[keep].astype("float64")
     corr = data.corr(method="spearman", min_periods=min_trials) if keep else pd.DataFrame()

@@ -124,17 +124,21 @@ def _header(exp: Experiment) -> str:
     order = ["completed", "stopped", "diverged", "error", "running", "pending"]
     outcome_txt = ", ".join(f"{counts[o]} {o}" for o in order if counts.get(o)) or "no trials yet"
     facts = [("space", s.get("space")), ("dataset", s.get("dataset")), ("preset", s.get("preset")),
-             ("status", s.get("status")), ("started", s.get("started") or s.get("start")),
-             ("ended", s.get("ended") or s.get("end")),
+             ("status", s.get("status")), ("started", s.get("started_at") or s.get("started")),
+             ("ended", s.get("ended_at") or s.get("ended")),
              ("objectives", ", ".join(f"{o.metric} ({'max' if o.direction == 'maximize' else 'min'})"
                                       for o in exp.objectives))]
     items = "".join(f"<span><b>{k}</b> {html.escape(str(v))}</span>" for k, v in facts if v not in (None, ""))
     versions = s.get("versions") if isinstance(s.get("versions"), dict) else {}
     vers = ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))
     running = counts.get("running", 0) + counts.get("pending", 0)
-    banner = (f'<p class="banner">The study is still running ({running} trials running or pending): '
-              "values of running trials may still change; run the report again for newer results.</p>"
-              if running else "")
+    banner = ""
+    if running and s.get("status") in (None, "running"):
+        banner = (f'<p class="banner">The study is still running ({running} trials running or pending): '
+                  "values of running trials may still change; run the report again for newer results.</p>")
+    elif running:
+        banner = (f'<p class="banner">The study is {html.escape(str(s.get("status")))} with {running} trials '
+                  "unfinished; resume it with python -m study.launch --resume to complete them.</p>")
     notes = "".join(f'<p class="note">{html.escape(n)}</p>' for n in exp.notes)
     return (f"<header><h1>Study <code>{html.escape(exp.name)}</code></h1>"
             f'<p class="facts">{items}</p><p class="facts"><b>{len(exp.trials)} trials</b>: {html.escape(outcome_txt)}</p>'
@@ -290,7 +294,7 @@ _JS = r"""
     }
     if (t.metrics.length) h += "<h4>Final values</h4>" + kv(t.metrics);
     h += "<h4>Run</h4>" + kv(Object.entries(t.facts));
-    h += "<h4>Configuration</h4><p class=\"hint\">searched parameters in bold</p>" + kv(t.config, (r) => r[2]);
+    h += "<h4>Configuration</h4><p class=\"hint\">searched parameters in bold; any other TrainConfig field has its default</p>" + kv(t.config, (r) => r[2]);
     panel.innerHTML = h;
     panel.dataset.trial = id;
     panel.scrollTop = 0;

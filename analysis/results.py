@@ -59,6 +59,8 @@ from optuna.distributions import (
 
 __all__ = [
     "DISENTANGLEMENT_METRICS",
+    "UNSUPERVISED_METRICS",
+    "is_detail",
     "Experiment",
     "ExperimentError",
     "IMAGE_KINDS",
@@ -84,8 +86,16 @@ _LOSS_ORDER = (
     "loss", "loss_encoder", "loss_decoder", "rec_loss", "kl", "mi", "tc", "dwkl", "exp_elbo_rec",
     "exp_elbo_fake", "kl_fake", "kl_fake_minus_real",
 )
+# trainables.metrics' measures that need no ground-truth factors (Ukiyo-e has only these).
+UNSUPERVISED_METRICS = ("mse", "psnr", "active_units", "kl_total", "gaussian_tc")
 # Throughput, not quality: kept in the tables, left out of the charts' default metric lists.
 THROUGHPUT_KEYS = ("epoch_time_s", "images_per_s")
+_DETAIL = re.compile(r"^kl_dim_\d+$")  # per-latent KL: in the tables, not in default charts
+
+
+def is_detail(key: str) -> bool:
+    """A per-dimension or throughput key: tabled, but not charted unless asked for."""
+    return key in THROUGHPUT_KEYS or bool(_DETAIL.match(key))
 # The final image grids Trainer.save_images writes, in display order, with captions.
 IMAGE_KINDS = {
     "recon": "reconstructions (top: input, bottom: reconstruction)",
@@ -463,9 +473,9 @@ def _objectives(study: dict[str, Any], metrics: list[str], n_directions: int | N
 
 
 def _metric_order(keys: set[str]) -> list[str]:
-    known = [k for k in _LOSS_ORDER if k in keys] + [k for k in DISENTANGLEMENT_METRICS if k in keys]
-    tail = [k for k in THROUGHPUT_KEYS if k in keys]
-    return known + sorted(keys - set(known) - set(tail)) + tail
+    known = [k for k in _LOSS_ORDER + DISENTANGLEMENT_METRICS + UNSUPERVISED_METRICS if k in keys]
+    details = sorted(k for k in keys if _DETAIL.match(k)) + [k for k in THROUGHPUT_KEYS if k in keys]
+    return known + sorted(keys - set(known) - set(details)) + details
 
 
 def _is_number(v: Any) -> bool:

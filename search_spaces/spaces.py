@@ -139,8 +139,11 @@ _BY_VARIANT = {"beta_vae": _beta_params, "beta_tcvae": _beta_tc_params,
                "sintro": _sintro_params, "sintro_tc": _sintro_tc_params}
 
 
+@enqueue(*({"variant": v} for v in VARIANTS))
 def compare(trial: optuna.Trial) -> dict[str, Any]:
-    """All four variants in one study: the variant is a parameter, the rest is conditional on it."""
+    """All four variants in one study: the variant is a parameter, the rest is conditional on it.
+    The first four trials take one variant each (their other parameters are sampled), so even a
+    four-trial budget covers every variant."""
     variant = trial.suggest_categorical("variant", list(VARIANTS))
     constants = _BY_VARIANT[variant](trial)
     constants.pop("variant")  # suggested above; a returned constant would shadow the parameter

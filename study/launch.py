@@ -409,11 +409,13 @@ def build_tuner(settings: Settings, *, storage, resume: bool, verbose: bool = Fa
                                   resume_errored=False, restart_errored=False)
 
     metrics, modes = [m for m, _ in settings.objectives], [mode for _, mode in settings.objectives]
+    space = SeededSpace(settings.space, seeds=settings.seeds, base_seed=settings.seed,
+                        points=fixed_points(settings.space))
     searcher = StudySearch(
-        space=SeededSpace(settings.space, seeds=settings.seeds, base_seed=settings.seed),
+        space=space,
         metric=metrics if len(metrics) > 1 else metrics[0],
         mode=modes if len(modes) > 1 else modes[0],
-        points_to_evaluate=fixed_points(settings.space) or None,
+        points_to_evaluate=space.first_points or None,
         sampler=make_sampler(settings.sampler, seed=settings.seed, trials=settings.trials),
         study_name=settings.name,
         storage=storage,
@@ -444,6 +446,30 @@ def build_tuner(settings: Settings, *, storage, resume: bool, verbose: bool = Fa
             sync_config=tune.SyncConfig(sync_artifacts=True),
         ),
     )
+
+
+def ray_known_trials(settings: Settings) -> set[int] | None:
+    """The Optuna numbers of the trials in Ray Tune's newest experiment state (the trials a
+    resume continues); None when the state cannot be read (then nothing is assumed)."""
+    import pyarrow.fs as pafs
+
+    try:
+        fs, path = pafs.FileSystem.from_uri(settings.experiment_dir) if settings.remote else (
+            pafs.LocalFileSystem(), settings.experiment_dir)
+        states = sorted(i.path for i in fs.get_file_info(pafs.FileSelector(path))
+                        if i.base_name.startswith("experiment_state-") and i.base_name.endswith(".json"))
+        if not states:
+            return None
+        with fs.open_input_stream(states[-1]) as f:
+            data = json.loads(f.read())
+        known = set()
+        for trial_json, _ in data["trial_data"]:
+            config = json.loads(trial_json).get("config", {})
+            if isinstance(config.get("optuna_number"), int):
+                known.add(config["optuna_number"])
+        return known
+    except Exception:  # Ray's internal format changed: fall back to the check at the end
+        return None
 
 
 # --- study.json ----------------------------------------------------------------------------------
@@ -622,15 +648,24 @@ def run(settings: Settings, notes: list[str], argv: list[str], record: dict | No
     record["runs"] = record.get("runs", []) + [{"argv": argv, "started_at": _now()}]
     try:
         study, storage = open_study(settings, resume=resume)
+        if resume:
+            known = ray_known_trials(settings)
+            if known is not None:
+                requeued = fail_orphans(study, known=known, requeue=True)
+                if requeued:
+                    print(f"optuna trials {requeued} were asked but never started (killed driver): "
+                          "marked FAIL, their configurations queued again")
         write_record(settings, record)
         tuner = build_tuner(settings, storage=storage, resume=resume, verbose=verbose)
         start = time.monotonic()
         results = tuner.fit()
         wall = time.monotonic() - start
-        orphans = fail_orphans(study)
         counts = _counts(results)
-        finished = sum(counts.values())
-        record.update(status="completed" if finished >= settings.trials else "interrupted", ended_at=_now(),
+        finished = results.num_terminated + results.num_errors >= settings.trials
+        # Optuna trials still RUNNING once every Ray trial has ended were asked by a driver that
+        # died before starting them. After an interruption they may still resume: keep them.
+        orphans = fail_orphans(study) if finished else []
+        record.update(status="completed" if finished else "interrupted", ended_at=_now(),
                       counts=counts, orphaned_optuna_trials=orphans)
         record["runs"][-1].update(ended_at=_now(), wall_time_s=round(wall, 1))
         write_record(settings, record)
@@ -645,6 +680,12 @@ def run(settings: Settings, notes: list[str], argv: list[str], record: dict | No
             return 1
         _write_report(settings)
         return 1 if counts["error"] and not (counts["completed"] + counts["stopped"]) else 0
+    except KeyboardInterrupt:  # a second Ctrl-C (the first lets Ray Tune stop cleanly)
+        record.update(status="interrupted", ended_at=_now())
+        write_record(settings, record)
+        print(f"interrupted: resume with python -m study.launch --resume --name {settings.name} "
+              f"--storage {settings.storage}", file=sys.stderr)
+        return 130
     except BaseException:
         record.update(status="failed", ended_at=_now())
         try:
@@ -658,7 +699,7 @@ def run(settings: Settings, notes: list[str], argv: list[str], record: dict | No
 
 
 def _counts(results) -> dict[str, int]:
-    counts = {"completed": 0, "stopped": 0, "diverged": 0, "error": 0}
+    counts = {"completed": 0, "stopped": 0, "diverged": 0, "error": 0, "unfinished": 0}
     for r in results:
         outcome = (r.metrics or {}).get("outcome")
         if outcome == "diverged":
@@ -667,8 +708,10 @@ def _counts(results) -> dict[str, int]:
             counts["error"] += 1
         elif outcome == "completed":
             counts["completed"] += 1
+        elif outcome == "running":
+            counts["stopped"] += 1  # ended early by ASHA (or still unfinished after an interruption)
         else:
-            counts["stopped"] += 1  # ended early by ASHA
+            counts["unfinished"] += 1  # never reported
     return counts
 
 

@@ -1,6 +1,6 @@
 """Budgets for `python -m study.launch`: `cpu`, `smoke` and `full`. Explicit flags override them.
 
-- ``cpu``: the README's main job. Four trials of two epochs on a fixed 2,400-image third of the
+- ``cpu``: the README's main job. Four trials of two epochs on a fixed 2,000-image subset of the
   7,200-image dSprites variant (the metrics use all 7,200), the standard 64x64 model, two trials
   side by side on a 2-core machine: within 10 minutes there even for Soft-Intro-TCVAE, whose
   step costs about seven plain-VAE steps (measured in docs/study.md).
@@ -38,8 +38,8 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     "cpu": Preset(
         dataset="dsprites_small", trials=4, epochs=2, seeds=1, cpus_per_trial=1.0, gpus_per_trial=0.0,
-        max_concurrent=2, metrics_every=1, final_metrics="full", train_images=2400, max_failures=0,
-        description="4 trials x 2 epochs on a third of dsprites_small, under 10 minutes on a 2-core CPU",
+        max_concurrent=2, metrics_every=1, final_metrics="full", train_images=2000, max_failures=0,
+        description="4 trials x 2 epochs on 2,000 dsprites_small images, under 10 minutes on a 2-core CPU",
     ),
     "smoke": Preset(
         dataset="dsprites_small", trials=2, epochs=1, seeds=1, cpus_per_trial=0.5, gpus_per_trial=0.0,

@@ -6,7 +6,8 @@ and, as soon as it is sampled, S-1 copies of its parameters are enqueued in the 
 (user attributes ``config_group`` and ``seed_index``), so the next trials asked are those
 copies with seeds ``base_seed+1 ... base_seed+S-1``. Each copy is told to Optuna on its own;
 the analysis groups trials by ``config_group`` (also in the Ray config) to show the spread.
-Fixed points a space enqueues (the report's configurations) are groups like any other.
+Fixed points a space enqueues (the report's configurations) are groups like any other; they
+are enqueued one after another so that each configuration's copies run right after it.
 
 These classes live in an importable module, not in ``__main__``: Ray Tune pickles the searcher
 (and with it this space wrapper) into the experiment folder to resume it.
@@ -14,6 +15,7 @@ These classes live in an importable module, not in ``__main__``: Ray Tune pickle
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import optuna
@@ -28,8 +30,10 @@ def make_sampler(name: str, *, seed: int, trials: int) -> optuna.samplers.BaseSa
     """An Optuna sampler by name; `trials` sizes NSGA-II's population for small studies."""
     if name == "tpe":
         # group=True handles the conditional parameters of `compare`; constant_liar keeps
-        # parallel trials from all asking for the same point.
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True)
+        # parallel trials from all asking for the same point. (Both are "experimental" in Optuna.)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True)
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(50, trials // 5)))
     if name == "random":
@@ -40,13 +44,25 @@ def make_sampler(name: str, *, seed: int, trials: int) -> optuna.samplers.BaseSa
 
 
 class SeededSpace:
-    """A registered space, plus one seed per training of the same configuration (see above)."""
+    """A registered space, plus one seed per training of the same configuration (see above).
 
-    def __init__(self, space: str, *, seeds: int, base_seed: int):
+    The space's fixed points are enqueued one at a time, each after the last seed of the
+    configuration before it, so that a configuration's copies always come right after it:
+    pass ``first_points`` as OptunaSearch's ``points_to_evaluate``; the rest follow from here
+    (the study's user attribute ``fixed_points_enqueued`` counts them, so a resumed study
+    continues where it stopped).
+    """
+
+    def __init__(self, space: str, *, seeds: int, base_seed: int, points: list[dict[str, Any]] | None = None):
         if seeds < 1:
             raise ValueError(f"seeds must be >= 1, got {seeds}")
         get_space(space)  # fail now on an unknown name
         self.space, self.seeds, self.base_seed = space, seeds, base_seed
+        self.points = [dict(p) for p in points or []]
+
+    @property
+    def first_points(self) -> list[dict[str, Any]]:
+        return self.points[:1]
 
     def __call__(self, trial: optuna.Trial) -> dict[str, Any]:
         constants = dict(get_space(self.space)(trial) or {})
@@ -59,9 +75,17 @@ class SeededSpace:
             trial.set_user_attr("seed_index", 0)
             for k in range(1, self.seeds):
                 trial.study.enqueue_trial(dict(trial.params), user_attrs={"config_group": group, "seed_index": k})
+        if index == self.seeds - 1:  # this configuration has all its seeds: queue the next fixed point
+            self._enqueue_next_point(trial.study)
         seed = self.base_seed + index
         trial.set_user_attr("seed", seed)
         return {**constants, "seed": seed, "config_group": group, "optuna_number": trial.number}
+
+    def _enqueue_next_point(self, study: optuna.Study) -> None:
+        done = int(study.user_attrs.get("fixed_points_enqueued", len(self.first_points)))
+        if done < len(self.points):
+            study.enqueue_trial(self.points[done])
+            study.set_user_attr("fixed_points_enqueued", done + 1)
 
 
 class StudySearch(OptunaSearch):
@@ -90,10 +114,17 @@ def trial_dirname(trial) -> str:
     return f"{head}_{config.get('variant', 'vae')}_s{config.get('seed', 0)}_{trial.trial_id}"
 
 
-def fail_orphans(study: optuna.Study) -> list[int]:
-    """Tell FAIL for trials left RUNNING when Ray has nothing running (a killed driver asked
-    them but never started them). Returns their numbers."""
-    orphans = [t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))]
-    for number in orphans:
-        study.tell(number, state=optuna.trial.TrialState.FAIL)
-    return orphans
+def fail_orphans(study: optuna.Study, *, known: set[int] | None = None, requeue: bool = False) -> list[int]:
+    """Tell FAIL for Optuna trials left RUNNING that Ray will never finish: asked by a driver
+    that was killed before Ray recorded the trial. `known`: the Optuna numbers Ray's experiment
+    state still holds (they resume); None: Ray has ended every trial, all RUNNING ones are
+    orphans. With `requeue`, each orphan's parameters (and its seed slot) are enqueued again,
+    so its configuration still gets every seed. Returns the orphans' numbers."""
+    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    orphans = [t for t in running if known is None or t.number not in known]
+    for t in orphans:
+        study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+        if requeue and t.params:
+            attrs = {k: t.user_attrs[k] for k in ("config_group", "seed_index") if k in t.user_attrs}
+            study.enqueue_trial(dict(t.params), user_attrs={**attrs, "requeued_from": t.number})
+    return [t.number for t in orphans]

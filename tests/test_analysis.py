@@ -585,3 +585,11 @@ def test_report_without_a_score(tmp_path):
     exp.history = exp.history.drop(columns=[c for c in C.DISENTANGLEMENT_METRICS if c in exp.history])
     html = build_report(exp)
     assert "Not available" in html and 'id="chart-curves"' in html
+
+
+def test_report_banner_while_running_and_after_an_interruption(gen):
+    assert "The study is still running (2 trials running or pending)" in build_report(gen)
+    import dataclasses
+
+    stopped = dataclasses.replace(gen, study={**gen.study, "status": "interrupted"})
+    assert "The study is interrupted with 2 trials unfinished" in build_report(stopped)

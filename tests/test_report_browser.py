@@ -24,7 +24,7 @@ from analysis.report import write_report  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
-CHROME_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader",
+CHROME_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader",
                 "--disable-quic", "--no-first-run", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--hide-scrollbars", "--window-size=1400,1000")
 
@@ -86,6 +86,9 @@ def _click_pareto_point(driver) -> str:
     """A real mouse click on the first front point's pixel; returns its trial id."""
     from selenium.webdriver.common.action_chains import ActionChains
 
+    element = driver.find_element("id", "chart-pareto")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+    time.sleep(0.5)  # let the responsive layout settle before reading pixel positions
     point = driver.execute_script("""
       var gd = document.getElementById('chart-pareto');
       var i = gd.data.findIndex(function (t) { return t.mode === 'markers' && t.name !== 'dominated'; });
@@ -93,9 +96,6 @@ def _click_pareto_point(driver) -> str:
       var x = L.xaxis.l2p(t.x[0]) + s.l, y = L.yaxis.l2p(t.y[0]) + s.t;
       return {id: String(t.customdata[0]), dx: x - r.width / 2, dy: y - r.height / 2};
     """)
-    element = driver.find_element("id", "chart-pareto")
-    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
-    time.sleep(0.3)
     ActionChains(driver).move_to_element_with_offset(element, int(point["dx"]), int(point["dy"])).pause(0.5).click().perform()
     return point["id"]
 

@@ -103,7 +103,21 @@ def test_paper_enqueues_the_reports_four_configurations(dataset, latent, arch):
         assert constants["tc_weight"] == 8.0
         assert constants["latent_dim"] == latent and constants["arch"] == arch
         study.tell(trial, 0.0)
-    assert all(fixed_points(n) == [] for n in SPACES if n != "paper")
+    assert all(fixed_points(n) == [] for n in SPACES if n not in ("paper", "compare"))
+
+
+def test_compare_starts_with_one_trial_per_variant():
+    study = optuna.create_study()
+    for point in fixed_points("compare"):
+        study.enqueue_trial(point)
+    variants = []
+    for _ in range(4):
+        trial = study.ask()
+        get_space("compare")(trial)
+        variants.append(trial.params["variant"])
+        assert len(trial.params) > 1  # the rest is sampled
+        study.tell(trial, 0.0)
+    assert variants == list(VARIANTS)
 
 
 @pytest.mark.parametrize("sampler", SAMPLERS)
@@ -153,3 +167,17 @@ def test_docs_explain_every_space_and_parameter():
         assert f"`{name}`" in text, f"docs/search_spaces.md does not describe {name}"
     for param in ("alpha", "gamma", "beta_rec", "beta_kl", "beta_neg", "tc_weight", "latent_dim", "lr", "batch_size"):
         assert f"`{param}`" in text
+
+
+def test_fixed_points_get_all_their_seeds_before_the_next_point():
+    space = SeededSpace("paper", seeds=3, base_seed=0, points=fixed_points("paper"))
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for point in space.first_points:  # what OptunaSearch's points_to_evaluate does
+        study.enqueue_trial(point)
+    rows = []
+    for _ in range(12):
+        trial = study.ask()
+        config = space(trial)
+        rows.append((trial.params["variant"], config["seed"], config["config_group"]))
+        study.tell(trial, [0.0, 1.0])
+    assert rows == [(v, s, 3 * i) for i, v in enumerate(VARIANTS) for s in range(3)]

@@ -51,6 +51,11 @@ def smoke(tmp: Path, *extra: str) -> list[str]:
     return ["--preset", "smoke", "--storage", str(tmp), "--train-images", "256", *extra]
 
 
+def asked(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """The trials that were asked; a WAITING one is a fixed point queued for after the budget."""
+    return [t for t in study.trials if t.state != optuna.trial.TrialState.WAITING]
+
+
 def journal_study(experiment: Path, name: str) -> optuna.Study:
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
@@ -109,7 +114,7 @@ def test_compare_smoke_study_completes_with_every_trial_and_key(compare_study):
 def test_optuna_journal_holds_the_same_trials_complete(compare_study):
     experiment = compare_study["experiment"]
     study = journal_study(experiment, "cmp")
-    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 4
+    assert [t.state for t in asked(study)] == [optuna.trial.TrialState.COMPLETE] * 4
     by_number = {t.number: t for t in study.trials}
     for folder in trial_folders(experiment):
         config = json.loads((folder / "params.json").read_text())
@@ -126,6 +131,8 @@ def test_seeds_repeat_each_configuration(compare_study):
     for c in configs:
         groups.setdefault(c["config_group"], []).append(c)
     assert len(groups) == 2
+    # compare's first configurations are its fixed points: one variant each, all seeds together
+    assert sorted(m[0]["variant"] for m in groups.values()) == ["beta_tcvae", "beta_vae"]
     for members in groups.values():
         assert sorted(c["seed"] for c in members) == [0, 1]
         strip = lambda c: {k: v for k, v in c.items() if k not in ("seed", "optuna_number")}  # noqa: E731
@@ -153,7 +160,7 @@ def test_resuming_a_finished_study_keeps_it_complete(compare_study, capsys):
     record = json.loads((experiment / "study.json").read_text())
     assert record["status"] == "completed" and len(record["runs"]) == 2
     assert len(trial_folders(experiment)) == 4
-    assert [t.state.name for t in journal_study(experiment, "cmp").trials] == ["COMPLETE"] * 4
+    assert [t.state.name for t in asked(journal_study(experiment, "cmp"))] == ["COMPLETE"] * 4
 
 
 @pytest.mark.timeout(600)
@@ -165,7 +172,7 @@ def test_a_diverged_trial_is_recorded_and_told_to_optuna_as_failed(local_ray, tm
     assert rc == 0
     assert "failed: Diverged" in out and "1 diverged" in out
     experiment = tmp_path / "div"
-    states = {t.number: t.state for t in journal_study(experiment, "div").trials}
+    states = {t.number: t.state for t in asked(journal_study(experiment, "div"))}
     assert states == {0: optuna.trial.TrialState.FAIL, 1: optuna.trial.TrialState.COMPLETE}
     record = json.loads((experiment / "study.json").read_text())
     assert record["counts"]["diverged"] == 1 and record["counts"]["completed"] == 1
@@ -201,7 +208,7 @@ def test_smoke_study_of_each_space(local_ray, tmp_path, space):
     assert launch.main(smoke(tmp_path, "--space", space, "--name", space, "--trials", "2")) == 0
     experiment = tmp_path / space
     assert len(trial_folders(experiment)) == 2
-    assert [t.state.name for t in journal_study(experiment, space).trials][:2] == ["COMPLETE"] * 2
+    assert [t.state.name for t in asked(journal_study(experiment, space))] == ["COMPLETE"] * 2
     for folder in trial_folders(experiment):
         assert results_of(folder)[-1]["outcome"] == "completed"
 
@@ -214,7 +221,7 @@ def test_single_objective_with_asha(local_ray, tmp_path):
     assert rc == 0
     study = journal_study(tmp_path / "asha", "asha")
     assert len(study.directions) == 1
-    assert {t.state.name for t in study.trials} == {"COMPLETE"}  # stopped trials are complete, not pruned
+    assert {t.state.name for t in asked(study)} == {"COMPLETE"}  # stopped trials are complete, not pruned
     record = json.loads((tmp_path / "asha" / "study.json").read_text())
     assert record["objectives"] == [{"metric": "mig", "mode": "max"}]
 
@@ -247,6 +254,28 @@ def test_a_nan_objective_would_leave_the_trial_running():
     search.suggest("t")
     search.on_trial_complete("t", result={"mig": math.nan, "rec_loss": 1.0})
     assert search._ot_study.trials[0].state.name == "RUNNING"
+
+
+def test_orphans_of_a_killed_driver_are_failed_and_their_seed_slots_queued_again():
+    from study.searcher import SeededSpace, fail_orphans
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    space = SeededSpace("beta", seeds=2, base_seed=0)
+    asked = []
+    for _ in range(3):  # trials 0, 1 (a configuration's two seeds) and 2, then the driver dies
+        trial = study.ask()
+        space(trial)
+        asked.append(trial)
+    study.tell(asked[0], [0.1, 10.0])
+    # Ray's state still knows trial 1 (it resumes); trial 2 was asked but never recorded by Ray
+    assert fail_orphans(study, known={1}, requeue=True) == [2]
+    assert study.trials[2].state.name == "FAIL" and study.trials[1].state.name == "RUNNING"
+    again = [study.ask() for _ in range(2)]  # its waiting seed-1 copy, then its own slot again
+    configs = [space(t) for t in again]
+    assert all(t.params == asked[2].params for t in again)
+    assert sorted(c["seed"] for c in configs) == [0, 1] and {c["config_group"] for c in configs} == {2}
+    # at the end of a finished run every RUNNING trial is an orphan
+    assert sorted(fail_orphans(study)) == [1, *(t.number for t in again)]
 
 
 # --- configuration, presets, progress ------------------------------------------------------------
@@ -330,6 +359,8 @@ BAD = [
     (["--space", "beta", "--storage", "ftp://host/x"], "use a local folder or an s3:// or gs:// URI"),
     (["--space", "beta", "--score", "nope"], "--score 'nope' cannot be used here"),
     (["--resume", "--name", "nothing"], "no study 'nothing'"),
+    (["--space", "beta", "--dataset", "dsprites", "--data-root", "/nonexistent/d.npz"], "dSprites file not found"),
+    (["--space", "beta", "--dataset", "ukiyoe", "--data-root", "faces"], "no images in"),
     (["--space", "beta", "--bogus"], "unrecognized arguments: --bogus"),
 ]
 
@@ -337,13 +368,15 @@ BAD = [
 @pytest.mark.parametrize("argv, needle", BAD, ids=[" ".join(a) or "empty" for a, _ in BAD])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(argv, needle, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the default storage ./results must stay absent
+    if "ukiyoe" in argv:
+        (tmp_path / "faces").mkdir()
     storage = ["--storage", str(tmp_path / "results")] if "--storage" not in argv else []
     assert launch.main(argv + storage) == 2
     captured = capsys.readouterr()
     err = captured.err.strip()
     assert needle in err, err
     assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == (["faces"] if "ukiyoe" in argv else [])
 
 
 @pytest.mark.timeout(60)

@@ -14,12 +14,13 @@ informativeness as classification accuracy; 10,000 training and 5,000 test point
 
 Trees. disentanglement_lib fits sklearn's GradientBoostingClassifier with its defaults (100
 rounds, depth 3, learning rate 0.1) and takes its impurity importances. Multiclass boosting
-grows one tree per class per round: 3,300 trees for dsprites_small's 3+6+4+10+10 classes,
-about 150 s on a 2-core CPU at 10,000 points. The default here, `trees="hist"`, grows the same
-rounds, depth and rate with HistGradientBoostingClassifier (features binned into 255 bins,
-about 20x faster) and takes as importance each code's summed split gain (the loss reduction
-of the split, the counterpart of the impurity decrease), normalised per factor as the
-impurity importances are. `trees="exact"` reproduces disentanglement_lib's classifier.
+grows one tree per class per round: 3,300 trees for dsprites_small's 3+6+4+10+10 classes, which
+took 320 s at 10,000 points on the shared 2-core CPU (docs/bench/metrics.md). The default here,
+`trees="hist"`, grows the same rounds, depth and rate with HistGradientBoostingClassifier
+(features binned into 255 bins; 4 s in the same run) and takes as importance each code's summed
+split gain (the loss reduction of the split, the counterpart of the impurity decrease),
+normalised per factor as the impurity importances are. `trees="exact"` reproduces
+disentanglement_lib's classifier.
 """
 
 from __future__ import annotations

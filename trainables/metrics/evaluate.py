@@ -61,7 +61,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "explicitness": dict(num_train=10_000, num_test=5_000),
         "dci": dict(num_train=10_000, num_test=5_000, trees="hist", n_estimators=100),
         "sap": dict(num_train=10_000, num_test=5_000),
-        "unsupervised": dict(num_images=10_000, num_reconstructions=5_000),
+        "unsupervised": dict(num_images=10_000, num_reconstructions=2_000),
     },
     # per-epoch reporting inside trials: the same estimators on about a tenth of the points
     "fast": {
@@ -100,7 +100,8 @@ def evaluate(model: torch.nn.Module, dataset, *, preset: str | Mapping[str, Mapp
     """
     if isinstance(preset, str):
         if preset not in PRESETS:
-            raise ValueError(f"preset {preset!r} is unknown: use one of {sorted(PRESETS)} or a mapping like PRESETS['full']")
+            raise ValueError(f"preset {preset!r} is unknown: use one of {sorted(PRESETS)} "
+                             "or a mapping like PRESETS['full']")
         preset = PRESETS[preset]
     unknown = sorted(set(preset) - set(FACTOR_METRICS) - {"unsupervised"})
     if unknown:
@@ -116,7 +117,7 @@ def evaluate(model: torch.nn.Module, dataset, *, preset: str | Mapping[str, Mapp
             if name == "unsupervised":
                 results.update(compute_unsupervised(encoder, metric_rng(seed, name), **kwargs))
             elif dataset.factors is not None:
-                extra = {"n_jobs": n_jobs} if name in PARALLEL else {}
+                extra = {"n_jobs": n_jobs} if name in PARALLEL and "n_jobs" not in kwargs else {}
                 results.update(FACTOR_METRICS[name](encoder.represent, dataset.factors, metric_rng(seed, name),
                                                     **kwargs, **extra))
             if timings is not None:
@@ -160,12 +161,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cached", action=argparse.BooleanOptionalAction, default=True,
                         help="encode each image once (default) or re-encode every sampled batch (--no-cached)")
     parser.add_argument("--n-jobs", type=int, default=None, help="CPUs for the classifier fits (default: all)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads for the encoder (default: torch's; on a busy CPU, 1 is often fastest)")
     parser.add_argument("--json", default=None, help="write the metrics and their provenance here (atomically)")
     args = parser.parse_args(argv)
 
     from trainables.data import DatasetError, load_dataset
     from trainables.trainer import Trainer
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     overrides = {"device": args.device} if args.device else {}
     try:
         dataset = None

@@ -23,7 +23,7 @@ import numpy as np
 
 
 def compute_unsupervised(encoder, rng: np.random.Generator, *, num_images: int = 10_000,
-                         num_reconstructions: int = 5_000, active_threshold: float = 0.01) -> dict[str, float]:
+                         num_reconstructions: int = 2_000, active_threshold: float = 0.01) -> dict[str, float]:
     """The measures of the module docstring for `encoder` (a `represent.Encoder`: a model and a
     data set) on `num_images` rows drawn with `rng`, `num_reconstructions` of them decoded.
     -> a flat dict of floats."""
