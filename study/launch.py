@@ -620,7 +620,6 @@ def _check_data(settings: Settings) -> None:
 
 def run(settings: Settings, notes: list[str], argv: list[str], record: dict | None, connected: bool,
         verbose: bool) -> int:
-    import optuna
     import ray
 
     from study.searcher import fail_orphans

@@ -134,8 +134,10 @@ def train_vae(config: dict[str, Any]) -> None:
             (folder / STATE_FILE).write_text(json.dumps({**state, "result": result}))
             if last:
                 trainer.save_images(folder / "images")
-                # The trial's working directory is synced next to its results (sync_artifacts).
-                shutil.copytree(folder / "images", Path.cwd() / "images", dirs_exist_ok=True)
+                # Ray runs the trial in its own working directory and syncs it next to the trial's
+                # results (SyncConfig(sync_artifacts=True)); unless told not to change directory.
+                if os.environ.get("RAY_CHDIR_TO_TRIAL_DIR", "1") != "0":
+                    shutil.copytree(folder / "images", Path.cwd() / "images", dirs_exist_ok=True)
             tune.report(result, checkpoint=tune.Checkpoint.from_directory(str(folder)))
 
 
