@@ -612,10 +612,16 @@ def _check_data(settings: Settings) -> None:
     """Load the data set once here: a missing file fails now, and the trials find the cache."""
     from trainables.data import DatasetError, load_dataset
 
-    try:
-        load_dataset(settings.dataset, root=settings.data_root)
-    except DatasetError as e:
-        raise LaunchError(str(e)) from None
+    # The loader warns about files it skips: on failure the error line says it all (one line on
+    # stderr, nothing else); on success each warning is one line, not Python's two.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            load_dataset(settings.dataset, root=settings.data_root)
+        except DatasetError as e:
+            raise LaunchError(str(e)) from None
+    for w in caught:
+        print(f"warning: {' '.join(str(w.message).split())}", file=sys.stderr)
 
 
 def run(settings: Settings, notes: list[str], argv: list[str], record: dict | None, connected: bool,

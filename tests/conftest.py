@@ -4,6 +4,12 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
+
+# One intra-op thread: on a shared 2-core machine two OpenMP threads run the small models of
+# these tests several times slower than one (they spin-wait for each other), and one thread
+# makes the numbers independent of the machine's core count.
+torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
 

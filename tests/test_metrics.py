@@ -299,18 +299,14 @@ MINI = {
 
 @pytest.fixture(scope="module")
 def small_data():
-    pytest.importorskip("trainables.data")
     from trainables.data import load_dataset
     from trainables.models import VAE
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small batches on a shared 2-core CPU: one thread is the fastest
     torch.manual_seed(0)
     model = VAE(arch="standard", channels=1, image_size=64, latent_dim=10)
     with torch.no_grad():  # spread the random encoder's means so that every metric has something to see
         model.encoder[-1].weight.mul_(30.0)
-    yield model, load_dataset("dsprites_small")
-    torch.set_num_threads(threads)
+    return model, load_dataset("dsprites_small")
 
 
 def _expected_keys(latent_dim: int) -> set[str]:
@@ -381,7 +377,6 @@ def test_command_line_writes_json(small_data, tmp_path, monkeypatch, capsys):
 
 
 def test_evaluate_without_factors_gives_the_unsupervised_measures_only():
-    pytest.importorskip("trainables.data")
     from trainables.data import Dataset
     from trainables.models import VAE
 

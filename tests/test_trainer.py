@@ -13,9 +13,9 @@ from trainables.trainer import VARIANTS, Diverged, TrainConfig, Trainer
 
 @pytest.fixture(scope="module")
 def small_data():
-    """A random 1,024-image subset of dsprites_small: the same images, a quicker epoch."""
+    """A random 512-image subset of dsprites_small: the same images, a quicker epoch."""
     data = load_dataset("dsprites_small")
-    keep = np.sort(np.random.default_rng(0).choice(len(data), 1024, replace=False))
+    keep = np.sort(np.random.default_rng(0).choice(len(data), 512, replace=False))
     return dataclasses.replace(data, images=data.images[keep])
 
 

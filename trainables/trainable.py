@@ -85,7 +85,6 @@ def train_vae(config: dict[str, Any]) -> None:
     state: dict[str, Any] = {"metrics": {}, "metrics_epoch": 0, "keys": []}
     try:
         full = load_dataset(train_cfg.dataset, root=train_cfg.data_root, image_size=train_cfg.image_size)
-        state["keys"] = metric_keys(full.factors is not None, train_cfg.latent_dim)
         train_data = _subset(full, trial["train_images"], train_cfg.seed)
         checkpoint = tune.get_checkpoint()
         if checkpoint is not None:
@@ -98,6 +97,9 @@ def train_vae(config: dict[str, Any]) -> None:
                 state = json.loads((folder / STATE_FILE).read_text())
         else:
             trainer = Trainer(train_cfg, train_data)
+        # After the model exists: the key list grows with latent_dim, and a model too large to
+        # allocate must fail at once with the allocator's error, not after building it.
+        state["keys"] = state.get("keys") or metric_keys(full.factors is not None, train_cfg.latent_dim)
     except TrialDiverged:
         raise
     except Exception as exc:
