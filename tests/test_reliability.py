@@ -130,11 +130,12 @@ def vm_hwm_kb(pid: int) -> int | None:
 
 
 # --- 1. a driver SIGKILLed in the middle of a study, then --resume ----------------------------------
+@pytest.mark.slow  # about 1.5 minutes on 2 idle cores, 3.5 under load
 @pytest.mark.timeout(900)
 def test_killed_driver_then_resume_keeps_finished_trials_and_continues_from_checkpoints(tmp_path):
     name, storage = "killed", tmp_path / "results"
     experiment = storage / name
-    command = [PY, "-m", "study.launch", "--space", "beta", "--preset", "smoke", "--trials", "3", "--epochs", "3",
+    command = [PY, "-m", "study.launch", "--space", "beta", "--preset", "smoke", "--trials", "2", "--epochs", "2",
                "--train-images", "128", "--max-concurrent", "1", "--sampler", "random",
                "--storage", str(storage), "--name", name]
     log = (tmp_path / "first.log").open("w")
@@ -148,7 +149,7 @@ def test_killed_driver_then_resume_keeps_finished_trials_and_continues_from_chec
             assert time.monotonic() < deadline, "no trial completed in time"
             rows = {f.name: results_of(f) for f in trial_folders(experiment)}
             done = [n for n, r in rows.items() if r and r[-1].get("outcome") == "completed"]
-            mid = [n for n, r in rows.items() if r and r[-1].get("outcome") == "running" and r[-1]["epoch"] < 3
+            mid = [n for n, r in rows.items() if r and r[-1].get("outcome") == "running" and r[-1]["epoch"] < 2
                    and any((experiment / n).glob("checkpoint_*/trainer.pt"))]
             if done and mid:
                 break
@@ -171,9 +172,9 @@ def test_killed_driver_then_resume_keeps_finished_trials_and_continues_from_chec
 
     folders = trial_folders(experiment)
     numbers = [json.loads((f / "params.json").read_text())["optuna_number"] for f in folders]
-    assert len(folders) == 3 and len(set(numbers)) == 3, numbers  # the requested count, no duplicate
+    assert len(folders) == 2 and len(set(numbers)) == 2, numbers  # the requested count, no duplicate
     for f in folders:
-        assert results_of(f)[-1]["outcome"] == "completed" and results_of(f)[-1]["epoch"] == 3
+        assert results_of(f)[-1]["outcome"] == "completed" and results_of(f)[-1]["epoch"] == 2
     for n, text in before.items():  # finished before the kill: kept as they were
         after = (experiment / n / "result.json").read_text()
         assert after.startswith(text)
@@ -188,7 +189,7 @@ def test_killed_driver_then_resume_keeps_finished_trials_and_continues_from_chec
 
     study = journal_study(experiment, name)
     states = [t.state.name for t in asked(study)]
-    assert "RUNNING" not in states and states.count("COMPLETE") == 3, states
+    assert "RUNNING" not in states and states.count("COMPLETE") == 2, states
     record = json.loads((experiment / "study.json").read_text())
     assert record["status"] == "completed" and len(record["runs"]) == 2
     assert (experiment / "trials.parquet").exists() and (experiment / "report.html").exists()
