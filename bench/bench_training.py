@@ -100,7 +100,8 @@ def measure(variant: str, arch: str, data, device: str, steps: int, batch_size: 
 
 
 def run(device: str, threads: list[int], archs: list[str], variants: list[str], steps: int, batch_size: int,
-        amp: bool = True) -> tuple[list[dict], dict[int, float]]:
+        amp: bool = True, on_row=None) -> tuple[list[dict], dict[int, float]]:
+    """Measure every row; on_row(rows, peaks) after each (e.g. to write the table as it grows)."""
     dev = torch.device(device)
     peak_dtype = torch.bfloat16 if dev.type == "cuda" and amp else torch.float32
     threads = threads if dev.type == "cpu" else [torch.get_num_threads()]
@@ -121,8 +122,13 @@ def run(device: str, threads: list[int], archs: list[str], variants: list[str], 
                 row.update(threads=t, steps=n, fraction_of_matmul_peak=row["achieved_gflop_s"] * 1e9 / peak)
                 rows.append(row)
                 print({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}, flush=True)
-    medians = {t: sorted(p)[len(p) // 2] for t, p in peaks.items()}
-    return rows, medians
+                if on_row:
+                    on_row(rows, _medians(peaks))
+    return rows, _medians(peaks)
+
+
+def _medians(peaks: dict[int, list[float]]) -> dict[int, float]:
+    return {t: sorted(p)[len(p) // 2] for t, p in peaks.items()}
 
 
 def table(rows: list[dict], peaks: dict[int, float], device: str, batch_size: int, amp: bool, load: tuple) -> str:
@@ -143,7 +149,7 @@ def table(rows: list[dict], peaks: dict[int, float], device: str, batch_size: in
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     lines += [
-        f"| {r['variant']} | {r['arch']} | {r['threads'] if dev.type == 'cpu' else '-'} | {r['images_per_s']:.0f} | "
+        f"| {r['variant']} | {r['arch']} | {r['threads'] if dev.type == 'cpu' else '-'} | {r['images_per_s']:.3g} | "
         f"{r['images_per_s'] / base[(r['variant'], r['arch'])]:.2f}x | {r['gflop_per_image']:.3f} | "
         f"{r['ops_per_step']} | {r['achieved_gflop_s']:.1f} | {r['fraction_of_matmul_peak']:.3f} | {r['steps']} |"
         for r in rows
@@ -163,9 +169,13 @@ if __name__ == "__main__":
     parser.add_argument("--out", default="docs/bench/training.md")
     args = parser.parse_args()
     before = os.getloadavg()[0]
-    rows, peaks = run(args.device, [int(t) for t in args.threads.split(",")], args.archs.split(","),
-                      args.variants.split(","), args.steps, args.batch_size, amp=not args.no_amp)
-    text = table(rows, peaks, args.device, args.batch_size, not args.no_amp, (before, os.getloadavg()[0]))
-    print(text)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
+
+    def write(rows, peaks):
+        text = table(rows, peaks, args.device, args.batch_size, not args.no_amp, (before, os.getloadavg()[0]))
+        Path(args.out).write_text(text)  # after every row: a run cut short keeps what it measured
+        return text
+
+    rows, peaks = run(args.device, [int(t) for t in args.threads.split(",")], args.archs.split(","),
+                      args.variants.split(","), args.steps, args.batch_size, amp=not args.no_amp, on_row=write)
+    print(write(rows, peaks))

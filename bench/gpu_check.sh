@@ -28,9 +28,11 @@ if [ -z "${PYTHON:-}" ]; then
 fi
 export RAY_AUTH_MODE=disabled RAY_AIR_NEW_OUTPUT=0 PYTHONUNBUFFERED=1
 
-if ! "$PYTHON" -c "import torch, ray, optuna, trainables, study; assert torch.cuda.is_available()" 2>"$OUT/setup_error.txt"; then
-    echo "gpu_check: needs a CUDA build of torch and the project installed (pip install -e .) for $PYTHON;" \
-         "no usable GPU or package: see $OUT/setup_error.txt" >&2
+if ! "$PYTHON" -c "import torch, ray, optuna, trainables, study
+if not torch.cuda.is_available(): raise SystemExit(f'no CUDA GPU visible to torch {torch.__version__}')" \
+        2>"$OUT/setup_error.txt"; then
+    echo "gpu_check: needs a CUDA GPU, a CUDA build of torch and this project installed (pip install -e .)" \
+         "for $PYTHON: $(tail -n 1 "$OUT/setup_error.txt")" >&2
     exit 2
 fi
 rm -f "$OUT/setup_error.txt" "$OUT/summary.txt"

@@ -361,7 +361,10 @@ def start_ray(address: str | None, *, verbose: bool) -> bool:
     paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     if root not in paths:
         os.environ["PYTHONPATH"] = os.pathsep.join([root, *paths])
-    ray.init(object_store_memory=EMBEDDED_OBJECT_STORE, include_dashboard=False, **kwargs)
+    # address="local": always a new Ray of our own. Without it ray.init() joins any cluster that
+    # `ray start` (or ray.cluster_utils) left in /tmp/ray/ray_current_cluster on this machine, and
+    # then refuses object_store_memory with a traceback.
+    ray.init(address="local", object_store_memory=EMBEDDED_OBJECT_STORE, include_dashboard=False, **kwargs)
     return True
 
 

@@ -85,7 +85,10 @@ def listing(root: Path) -> list[tuple[str, int]]:
 
 def session_processes(driver_pid: int) -> tuple[list[Path], list[int]]:
     """The Ray session folders a driver started (Ray names them session_<time>_<driver pid>)
-    and the live processes whose command line names one of them (gcs_server, raylet, workers)."""
+    and the live processes of that driver: those whose command line names one of the folders
+    (gcs_server, raylet, agents) and those in the driver's Unix session (it was started with
+    start_new_session, so its pid is the session id: this also finds the workers, which renamed
+    their command line to ray::IDLE and sit in process groups of their own)."""
     root = Path(tempfile.gettempdir()) / "ray"
     sessions = [p for p in root.glob(f"session_*_{driver_pid}") if p.is_dir() and not p.is_symlink()]
     pids = []
@@ -99,7 +102,11 @@ def session_processes(driver_pid: int) -> tuple[list[Path], list[int]]:
             continue
         if "zombie" in state:
             continue
-        if any(s.name in cmd for s in sessions):
+        try:
+            sid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[3])
+        except (OSError, IndexError, ValueError):
+            sid = -1
+        if sid == driver_pid or any(s.name in cmd for s in sessions):
             pids.append(int(proc.name))
     return sessions, pids
 
@@ -164,7 +171,7 @@ def test_killed_driver_then_resume_keeps_finished_trials_and_continues_from_chec
     assert driver.returncode == -signal.SIGKILL
     sessions, alive = session_processes(driver.pid)
     assert sessions and not alive, f"Ray processes of the killed driver still alive: {alive}"
-    print(f"processes of the killed session left after its process group was killed: {leftovers}")
+    print(f"processes of the killed session killed by the test after a 15 s grace: {leftovers}")
 
     resumed = subprocess.run([*command, "--resume"], cwd=REPO, env=child_env(), capture_output=True, text=True,
                              timeout=600)
@@ -260,6 +267,21 @@ def test_a_removed_worker_node_is_retried_from_its_checkpoint_elsewhere(small_cl
     assert [t.state.name for t in asked(journal_study(experiment, name))] == ["COMPLETE"]
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_without_address_the_launcher_starts_its_own_ray_even_if_a_cluster_runs(small_cluster, tmp_path):
+    """A cluster on the same machine (here ray.cluster_utils, which records itself in
+    /tmp/ray/ray_current_cluster as `ray start` does) must not be joined by a study started
+    without --address: plain ray.init() would join it (and refuse the object store size)."""
+    cluster, _ = small_cluster
+    done = subprocess.run([PY, "-m", "study.launch", "--space", "beta", "--preset", "smoke", "--trials", "1",
+                           "--train-images", "128", "--storage", str(tmp_path), "--name", "own"],
+                          cwd=REPO, env=child_env(), capture_output=True, text=True, timeout=500)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    record = json.loads((tmp_path / "own" / "study.json").read_text())
+    assert record["status"] == "completed" and record["address"] != cluster.address
+
+
 # --- 3 and 4. trials that diverge, run out of memory, or fail loading data ----------------------------
 @pytest.fixture(scope="module")
 def local_ray():
@@ -270,7 +292,7 @@ def local_ray():
     mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     if ray.is_initialized():
         ray.shutdown()
-    ray.init(num_cpus=2, num_gpus=0, object_store_memory=100 * MB, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, num_gpus=0, object_store_memory=100 * MB, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
     mp.undo()
@@ -469,8 +491,11 @@ def test_bad_input_is_one_line_exit_2_no_traceback_nothing_written(case, argv, n
 
 
 # --- 6. atomic writes: a writer SIGKILLed mid-write leaves the previous version ----------------------
+# A writer process whose file writes stop half-way: the first write through os.fdopen (what
+# analysis' write_atomic uses) or tempfile.NamedTemporaryFile (study.json) writes half its bytes,
+# syncs them, drops a marker for the test, and hangs until the test SIGKILLs it.
 WRITER = textwrap.dedent("""
-    import os, sys, time, builtins
+    import os, sys, time
     kind, target = sys.argv[1], sys.argv[2]
 
     def _half(write, data):
@@ -483,7 +508,6 @@ WRITER = textwrap.dedent("""
         time.sleep(600)
         return n
 
-    import io
     orig_fdopen = os.fdopen
     def fdopen(fd, *a, **k):
         f = orig_fdopen(fd, *a, **k)
@@ -560,6 +584,9 @@ def test_a_writer_killed_mid_write_leaves_the_previous_file(kind, finished_exper
         assert json.loads(target.read_text())["status"] == "completed"
     else:
         assert target.read_text().rstrip().endswith("</html>")
+    from analysis.results import load_experiment  # the leftover temporary file is ignored
+
+    assert len(load_experiment(experiment).trials) == 4
 
 
 def test_a_failing_serialiser_leaves_the_previous_report(finished_experiment, tmp_path, monkeypatch):

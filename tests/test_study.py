@@ -40,7 +40,7 @@ def local_ray():
     mp = pytest.MonkeyPatch()
     mp.setenv("RAY_AUTH_MODE", "disabled")
     mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
-    ray.init(num_cpus=2, num_gpus=0, object_store_memory=100 * 1024**2, include_dashboard=False,
+    ray.init(address="local", num_cpus=2, num_gpus=0, object_store_memory=100 * 1024**2, include_dashboard=False,
              log_to_driver=False)
     yield ray
     ray.shutdown()
