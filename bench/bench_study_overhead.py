@@ -1,7 +1,8 @@
 """Study overhead: time from a trial's start to its first training step, per trial vs prepared once.
 
-    python bench/bench_study_overhead.py [--trials 3] [--modes render,cache,object_store] [--device cpu]
-                                         [--out docs/bench/study_overhead.md]
+    python bench/bench_study_overhead.py [--trials 4] [--modes render,cache,object_store,cache+reuse]
+                                         [--dataset dsprites_small] [--out docs/bench/study_overhead.md]
+    python bench/bench_study_overhead.py --device cuda --gpus-per-trial 0.25   # on a GPU machine
 
 Two measurements, both in the table:
 
@@ -35,6 +36,7 @@ import os
 import platform
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -55,7 +57,6 @@ def _materialise(mode: str, dataset: str, box):
 def _first_step(stamps: dict, mode: str, dataset: str, device: str, box=None, checkpoint: str | None = None):
     """Everything a trial does before its first step, stamping time.time() after each stage."""
     import torch
-
     import torch._dynamo  # noqa: F401  (torch.optim imports it lazily at the first optimiser: ~2 s here)
 
     from trainables.trainer import TrainConfig, Trainer
@@ -83,7 +84,7 @@ def probe(config: dict, box=None) -> None:
     stamps = {"entered": time.time()}
     mode = config["mode"].split("+")[0]
     if mode == "render":  # a fresh, empty cache: this trial renders from scratch
-        os.environ["VAE_STUDY_CACHE"] = tempfile.mkdtemp(dir=config["cache_root"])
+        os.environ["VAE_STUDY_CACHE"] = tempfile.mkdtemp(dir=config["cache"])
     else:
         os.environ["VAE_STUDY_CACHE"] = config["cache"]
     from ray import tune
@@ -126,8 +127,7 @@ def ray_trials(modes: list[str], trials: int, dataset: str, device: str, gpus: f
             trainable = tune.with_resources(tune.with_parameters(probe, box=box), {"cpu": 1, "gpu": gpus})
             tuner = tune.Tuner(
                 trainable,
-                param_space={"mode": mode, "dataset": dataset, "device": device, "cache": str(cache),
-                             "cache_root": str(cache)},
+                param_space={"mode": mode, "dataset": dataset, "device": device, "cache": str(cache)},
                 tune_config=tune.TuneConfig(num_samples=trials, max_concurrent_trials=1,
                                             reuse_actors=mode.endswith("+reuse")),
                 run_config=tune.RunConfig(name=mode, storage_path=str(workdir / "ray"), verbose=0,
@@ -196,8 +196,8 @@ def table(ray_rows: dict, direct_rows: dict, args, load: tuple) -> str:
 
     med = lambda v: f"{statistics.median(v):.2f}" if v else "-"  # noqa: E731
     lines = [
-        f"Measured {datetime.date.today()} with `python bench/bench_study_overhead.py --trials {args.trials} "
-        f"--device {args.device}` on {_cpu_name()} ({os.cpu_count()} CPUs) "
+        f"Measured {datetime.date.today()} with `python bench/bench_study_overhead.py {' '.join(sys.argv[1:])}` "
+        f"on {_cpu_name()} ({os.cpu_count()} CPUs) "
         f"({'GPU: ' + torch.cuda.get_device_name() if args.device.startswith('cuda') else 'CPU only'}), "
         f"Python {platform.python_version()}, torch {torch.__version__}, ray {ray.__version__}; data set "
         f"{args.dataset}; 1 CPU and torch 1 thread per trial, trials one at a time. Load average (1 min) "
@@ -214,9 +214,10 @@ def table(ray_rows: dict, direct_rows: dict, args, load: tuple) -> str:
     for mode, rows in ray_rows.items():
         lines.append(f"| {mode} | {med(rows['prepare_once']) if not mode.startswith('render') else '-'} | "
                      + " | ".join(med(rows[s]) for s in (*STAGES, "total")) + " |")
-    lines += ["", "The same calls in a fresh process without Ray (spawned; cold imports):", "",
-              "| data mode | imports | device init | data | model build | first step | total | checkpoint save |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    if direct_rows:
+        lines += ["", "The same calls in a fresh process without Ray (spawned; cold imports):", "",
+                  "| data mode | imports | device init | data | model build | first step | total | checkpoint save |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for mode, rows in direct_rows.items():
         total = [sum(v) for v in zip(*(rows[s] for s in STAGES[1:]))]
         lines.append(f"| {mode} | " + " | ".join(med(rows[s]) for s in STAGES[1:]) + f" | {med(total)} | "

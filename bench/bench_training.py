@@ -50,7 +50,13 @@ class OpCounter(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def matmul_flops_per_s(device: torch.device, n: int = 2048, dtype=torch.float32, seconds: float = 1.0) -> float:
+def matmul_n(device: torch.device) -> int:
+    """Matrix size for the dense rate: 2048 on a CPU, 8192 on a GPU (2048 is too small to fill one)."""
+    return 8192 if device.type == "cuda" else 2048
+
+
+def matmul_flops_per_s(device: torch.device, dtype=torch.float32, seconds: float = 1.0) -> float:
+    n = matmul_n(device)
     a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for _ in range(3):
@@ -131,6 +137,10 @@ def _medians(peaks: dict[int, list[float]]) -> dict[int, float]:
     return {t: sorted(p)[len(p) // 2] for t, p in peaks.items()}
 
 
+def _rate(x: float) -> str:
+    return f"{x:.0f}" if x >= 100 else f"{x:.3g}"
+
+
 def table(rows: list[dict], peaks: dict[int, float], device: str, batch_size: int, amp: bool, load: tuple) -> str:
     dev = torch.device(device)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else cpu_name()
@@ -141,15 +151,16 @@ def table(rows: list[dict], peaks: dict[int, float], device: str, batch_size: in
         f"Measured {datetime.date.today()} on {name} ({cpus} CPUs), torch {torch.__version__}, "
         f"batch {batch_size}, 64x64x1 dSprites, {'bf16 autocast + channels-last' if dtype == 'bf16' else 'float32'}. "
         f"Load average (1 min) before / after: {load[0]:.1f} / {load[1]:.1f}. "
-        "Dense " + dtype + " matmul (2048^2), median of the measurements taken next to each row: "
-        + ", ".join(f"{p / 1e9:.1f} GFLOP/s at {t} thread(s)" for t, p in peaks.items()) + ".",
+        f"Dense {dtype} matmul ({matmul_n(dev)}^2), median of the measurements taken next to each row: "
+        + ", ".join(f"{p / 1e9:.1f} GFLOP/s " + (f"at {t} thread(s)" if dev.type == "cpu" else "on the GPU")
+                    for t, p in peaks.items()) + ".",
         "",
-        f"| variant | arch | threads | images/s | vs {min(peaks)} thread(s) | GFLOP per image (train step) | aten ops per step "
-        "| achieved GFLOP/s | fraction of matmul peak | timed steps |",
+        f"| variant | arch | threads | images/s | vs {min(peaks)} thread(s) | GFLOP per image (train step) "
+        "| aten ops per step | achieved GFLOP/s | fraction of matmul peak | timed steps |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     lines += [
-        f"| {r['variant']} | {r['arch']} | {r['threads'] if dev.type == 'cpu' else '-'} | {r['images_per_s']:.3g} | "
+        f"| {r['variant']} | {r['arch']} | {r['threads'] if dev.type == 'cpu' else '-'} | {_rate(r['images_per_s'])} | "
         f"{r['images_per_s'] / base[(r['variant'], r['arch'])]:.2f}x | {r['gflop_per_image']:.3f} | "
         f"{r['ops_per_step']} | {r['achieved_gflop_s']:.1f} | {r['fraction_of_matmul_peak']:.3f} | {r['steps']} |"
         for r in rows

@@ -193,8 +193,9 @@ def test_a_diverged_trial_is_recorded_and_told_to_optuna_as_failed(local_ray, tm
             assert last["mig"] == 0.0 and last["rec_loss"] == 1e9  # finite sentinels
             keys = set(OBJECTIVE_KEYS) | set(PER_RESULT_KEYS) | set(metric_keys(True, 6))
             assert keys <= set(last)
-            # the retry (max_failures=1) saw the diverged marker and reported nothing more
-            assert [r["outcome"] for r in rows].count("diverged") == 1
+            # the retry (max_failures=1) saw the diverged marker, repeated that result and trained no more
+            assert [r["outcome"] for r in rows].count("running") == 0
+            assert {r["diverged_epoch"] for r in rows if r["outcome"] == "diverged"} == {1}
         else:
             assert rows[-1]["outcome"] == "completed"
 

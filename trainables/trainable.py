@@ -90,8 +90,12 @@ def train_vae(config: dict[str, Any]) -> None:
         if checkpoint is not None:
             with checkpoint.as_directory() as folder:
                 folder = Path(folder)
-                if (folder / DIVERGED_FILE).exists():  # a retry of a diverged trial: report nothing more
-                    raise TrialDiverged(json.loads((folder / DIVERGED_FILE).read_text())["message"])
+                if (folder / DIVERGED_FILE).exists():
+                    # A retry of a diverged trial: report its diverged result once more (so the
+                    # trial's result file ends with it whatever happened to the first report) and stop.
+                    diverged = json.loads((folder / DIVERGED_FILE).read_text())
+                    tune.report(diverged["result"])
+                    raise TrialDiverged(diverged["message"])
                 trainer = Trainer.from_checkpoint(folder / CHECKPOINT_FILE, train_data, epochs=train_cfg.epochs,
                                                   device=train_cfg.device)
                 state = json.loads((folder / STATE_FILE).read_text())
@@ -186,7 +190,7 @@ def _report_failure(outcome: str, exc: BaseException, objectives, state, info, *
     if outcome == "diverged":
         result["diverged_epoch"] = epoch
         with tempfile.TemporaryDirectory(prefix="vae-ckpt-") as folder:
-            Path(folder, DIVERGED_FILE).write_text(json.dumps({"epoch": epoch, "message": message}))
+            Path(folder, DIVERGED_FILE).write_text(json.dumps({"epoch": epoch, "message": message, "result": result}))
             tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
     else:
         tune.report(result)
