@@ -140,9 +140,10 @@ def vm_hwm_kb(pid: int) -> int | None:
 @pytest.mark.slow  # about 1.5 minutes on 2 idle cores, 3.5 under load
 @pytest.mark.timeout(900)
 def test_killed_driver_then_resume_keeps_finished_trials_and_continues_from_checkpoints(tmp_path):
+    EPOCHS = 4  # enough epochs (each with a metrics pass) that an idle machine too is caught mid-trial
     name, storage = "killed", tmp_path / "results"
     experiment = storage / name
-    command = [PY, "-m", "study.launch", "--space", "beta", "--preset", "smoke", "--trials", "2", "--epochs", "2",
+    command = [PY, "-m", "study.launch", "--space", "beta", "--preset", "smoke", "--trials", "2", "--epochs", str(EPOCHS),
                "--train-images", "128", "--max-concurrent", "1", "--sampler", "random",
                "--storage", str(storage), "--name", name]
     log = (tmp_path / "first.log").open("w")
@@ -156,7 +157,7 @@ def test_killed_driver_then_resume_keeps_finished_trials_and_continues_from_chec
             assert time.monotonic() < deadline, "no trial completed in time"
             rows = {f.name: results_of(f) for f in trial_folders(experiment)}
             done = [n for n, r in rows.items() if r and r[-1].get("outcome") == "completed"]
-            mid = [n for n, r in rows.items() if r and r[-1].get("outcome") == "running" and r[-1]["epoch"] < 2
+            mid = [n for n, r in rows.items() if r and r[-1].get("outcome") == "running" and r[-1]["epoch"] < EPOCHS
                    and any((experiment / n).glob("checkpoint_*/trainer.pt"))]
             if done and mid:
                 break
@@ -181,7 +182,7 @@ def test_killed_driver_then_resume_keeps_finished_trials_and_continues_from_chec
     numbers = [json.loads((f / "params.json").read_text())["optuna_number"] for f in folders]
     assert len(folders) == 2 and len(set(numbers)) == 2, numbers  # the requested count, no duplicate
     for f in folders:
-        assert results_of(f)[-1]["outcome"] == "completed" and results_of(f)[-1]["epoch"] == 2
+        assert results_of(f)[-1]["outcome"] == "completed" and results_of(f)[-1]["epoch"] == EPOCHS
     for n, text in before.items():  # finished before the kill: kept as they were
         after = (experiment / n / "result.json").read_text()
         assert after.startswith(text)
