@@ -1,5 +1,6 @@
 """Shared test fixtures: an isolated data cache and the read-only shared fixtures."""
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -39,3 +40,50 @@ def shared_fixture(name: str) -> Path:
 def ukiyoe_fixture() -> Path:
     """shared/fixtures/ukiyoe: five real ARC face crops and a three-row metadata CSV."""
     return shared_fixture("ukiyoe")
+
+
+MB = 1024**2
+
+
+@contextlib.contextmanager
+def ray_test_env():
+    """Ray for a test: no token auth, workers that can import the project, nothing inherited."""
+    import ray
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("RAY_AUTH_MODE", "disabled")
+    mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    if ray.is_initialized():
+        ray.shutdown()
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+        mp.undo()
+
+
+@contextlib.contextmanager
+def local_ray_instance():
+    """A small local Ray of the test's own (address="local": never a cluster left on the machine)."""
+    with ray_test_env() as ray:
+        ray.init(address="local", num_cpus=2, num_gpus=0, object_store_memory=100 * MB, include_dashboard=False,
+                 log_to_driver=False)
+        yield ray
+
+
+@contextlib.contextmanager
+def simulated_cluster(*workers: dict):
+    """A ray.cluster_utils.Cluster with a CPU-less head (as in cluster.yaml) and one node per
+    dict of `workers` (e.g. {"num_cpus": 1, "num_gpus": 1} for a fake GPU), small object stores."""
+    from ray.cluster_utils import Cluster
+
+    with ray_test_env() as ray:
+        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "object_store_memory": 100 * MB,
+                                                                "include_dashboard": False})
+        try:
+            nodes = [cluster.add_node(object_store_memory=100 * MB, **w) for w in workers]
+            cluster.wait_for_nodes()
+            yield cluster, nodes
+        finally:
+            ray.shutdown()  # a driver connected to the cluster first, or removing its node breaks it
+            cluster.shutdown()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from conftest import simulated_cluster
 import yaml
 
 from study import launch
@@ -155,27 +155,13 @@ def test_a_missing_bucket_is_one_line_exit_2(s3, tmp_path, capsys):
 def cluster(tmp_path_factory):
     """A CPU-less head (as in cluster.yaml), one CPU node and two nodes with one fake GPU each."""
     import ray
-    from ray.cluster_utils import Cluster
 
-    mp = pytest.MonkeyPatch()
-    mp.setenv("RAY_AUTH_MODE", "disabled")
-    mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
-    if ray.is_initialized():
-        ray.shutdown()
-    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "object_store_memory": 100 * MB,
-                                                       "include_dashboard": False})
-    nodes = {
-        "cpu": c.add_node(num_cpus=2, object_store_memory=100 * MB),
-        "gpu_a": c.add_node(num_cpus=1, num_gpus=1, object_store_memory=100 * MB),
-        "gpu_b": c.add_node(num_cpus=1, num_gpus=1, object_store_memory=100 * MB),
-    }
-    c.wait_for_nodes()
-    ray.init(address=c.address, log_to_driver=False)
-    ids = {name: node.node_id for name, node in nodes.items()}
-    yield {"cluster": c, "ids": ids, "gpu_ids": {ids["gpu_a"], ids["gpu_b"]}, "tmp": tmp_path_factory.mktemp("cl")}
-    ray.shutdown()
-    c.shutdown()
-    mp.undo()
+    names = ("cpu", "gpu_a", "gpu_b")
+    workers = ({"num_cpus": 2}, {"num_cpus": 1, "num_gpus": 1}, {"num_cpus": 1, "num_gpus": 1})
+    with simulated_cluster(*workers) as (c, nodes):
+        ray.init(address=c.address, log_to_driver=False)
+        ids = {name: node.node_id for name, node in zip(names, nodes)}
+        yield {"cluster": c, "ids": ids, "gpu_ids": {ids["gpu_a"], ids["gpu_b"]}, "tmp": tmp_path_factory.mktemp("cl")}
 
 
 def light_trainable():

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from conftest import local_ray_instance, simulated_cluster
 
 import search_spaces
 from study import launch
@@ -206,22 +207,9 @@ def test_killed_driver_then_resume_keeps_finished_trials_and_continues_from_chec
 # --- 2. a worker node removed mid-trial --------------------------------------------------------------
 @pytest.fixture
 def small_cluster():
-    """A CPU-less head and two one-CPU worker nodes, each with a small object store."""
-    import ray
-    from ray.cluster_utils import Cluster
-
-    mp = pytest.MonkeyPatch()
-    mp.setenv("RAY_AUTH_MODE", "disabled")
-    mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
-    if ray.is_initialized():
-        ray.shutdown()
-    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "object_store_memory": 100 * MB,
-                                                       "include_dashboard": False})
-    nodes = [c.add_node(num_cpus=1, object_store_memory=100 * MB) for _ in range(2)]
-    c.wait_for_nodes()
-    yield c, nodes
-    c.shutdown()
-    mp.undo()
+    """A CPU-less head and two one-CPU worker nodes."""
+    with simulated_cluster({"num_cpus": 1}, {"num_cpus": 1}) as (cluster, nodes):
+        yield cluster, nodes
 
 
 @pytest.mark.slow
@@ -286,17 +274,8 @@ def test_without_address_the_launcher_starts_its_own_ray_even_if_a_cluster_runs(
 # --- 3 and 4. trials that diverge, run out of memory, or fail loading data ----------------------------
 @pytest.fixture(scope="module")
 def local_ray():
-    import ray
-
-    mp = pytest.MonkeyPatch()
-    mp.setenv("RAY_AUTH_MODE", "disabled")
-    mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
-    if ray.is_initialized():
-        ray.shutdown()
-    ray.init(address="local", num_cpus=2, num_gpus=0, object_store_memory=100 * MB, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
-    mp.undo()
+    with local_ray_instance() as ray:
+        yield ray
 
 
 CORRUPT_NPZ = {"path": ""}

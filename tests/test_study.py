@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import socket
 import time
 from pathlib import Path
 
 import optuna
 import pytest
+from conftest import local_ray_instance
 
 import search_spaces
 from study import launch
@@ -35,16 +35,8 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 @pytest.fixture(scope="module")
 def local_ray():
     """One small local Ray for the module; trial processes import the project from REPO."""
-    import ray
-
-    mp = pytest.MonkeyPatch()
-    mp.setenv("RAY_AUTH_MODE", "disabled")
-    mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
-    ray.init(address="local", num_cpus=2, num_gpus=0, object_store_memory=100 * 1024**2, include_dashboard=False,
-             log_to_driver=False)
-    yield ray
-    ray.shutdown()
-    mp.undo()
+    with local_ray_instance() as ray:
+        yield ray
 
 
 def smoke(tmp: Path, *extra: str) -> list[str]:
