@@ -137,6 +137,19 @@ def vm_hwm_kb(pid: int) -> int | None:
     return None
 
 
+def wait_until(driver: subprocess.Popen, log: Path, condition, timeout_s: float = 600):
+    """Poll `condition()` until it returns something truthy (returned), failing if the driver
+    exits first (with its log) or the time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        assert driver.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < deadline, f"condition not reached in {timeout_s} s"
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.2)
+
+
 # --- 1. a driver SIGKILLed in the middle of a study, then --resume ----------------------------------
 @pytest.mark.slow  # about 1.5 minutes on 2 idle cores, 3.5 under load
 @pytest.mark.timeout(900)
@@ -151,18 +164,15 @@ def test_killed_driver_then_resume_keeps_finished_trials_and_continues_from_chec
     driver = subprocess.Popen(command, cwd=REPO, env=child_env(), stdout=log, stderr=subprocess.STDOUT,
                               start_new_session=True)
     try:
-        # Wait until one trial has completed and another has checkpointed an epoch but not finished.
-        deadline = time.monotonic() + 600
-        while True:
-            assert driver.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "no trial completed in time"
+        def one_done_one_checkpointed():
+            """One trial completed, another checkpointed an epoch but not finished."""
             rows = {f.name: results_of(f) for f in trial_folders(experiment)}
             done = [n for n, r in rows.items() if r and r[-1].get("outcome") == "completed"]
             mid = [n for n, r in rows.items() if r and r[-1].get("outcome") == "running" and r[-1]["epoch"] < EPOCHS
                    and any((experiment / n).glob("checkpoint_*/trainer.pt"))]
-            if done and mid:
-                break
-            time.sleep(0.2)
+            return (done, mid) if done and mid else None
+
+        done, mid = wait_until(driver, tmp_path / "first.log", one_done_one_checkpointed)
         before = {n: (experiment / n / "result.json").read_text() for n in done}
     finally:
         if driver.poll() is None:
@@ -227,15 +237,13 @@ def test_a_removed_worker_node_is_retried_from_its_checkpoint_elsewhere(small_cl
     driver = subprocess.Popen(command, cwd=REPO, env=child_env(), stdout=log, stderr=subprocess.STDOUT,
                               start_new_session=True)
     try:
-        deadline = time.monotonic() + 600
-        while True:
-            assert driver.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
-            assert time.monotonic() < deadline
+        def checkpointed_mid_trial():
             folders = trial_folders(experiment)
             rows = results_of(folders[0]) if folders else []
-            if rows and rows[-1]["outcome"] == "running" and any(folders[0].glob("checkpoint_*/trainer.pt")):
-                break
-            time.sleep(0.2)
+            ok = rows and rows[-1]["outcome"] == "running" and any(folders[0].glob("checkpoint_*/trainer.pt"))
+            return rows if ok else None
+
+        rows = wait_until(driver, tmp_path / "driver.log", checkpointed_mid_trial)
         first_node = rows[-1]["node_id"]
         victim = next(n for n in nodes if n.node_id == first_node)
         cluster.remove_node(victim)  # the node dies mid-trial, with its raylet and the trial's worker
