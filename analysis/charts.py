@@ -603,7 +603,7 @@ def curves_figure(info: CurvesInfo, *, columns: int = 3) -> go.Figure:
         color = _color(s.variant, info.variants)
         label = variant_label(s.variant)
         if info.aggregate:
-            fig.add_trace(go.Scatter(x=list(s.epochs) + list(s.epochs)[::-1], y=list(s.upper) + list(s.lower)[::-1],
+            fig.add_trace(go.Scatter(x=list(s.epochs) + list(s.epochs)[::-1], y=list(s.upper) + list(s.lower)[::-1], mode="lines",
                                      fill="toself", fillcolor=_rgba(color, 0.18), line=dict(width=0),
                                      legendgroup=s.variant, showlegend=False, hoverinfo="skip", name=label),
                           row=r, col=c)

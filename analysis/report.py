@@ -30,10 +30,10 @@ from analysis.results import (
     DISENTANGLEMENT_METRICS,
     IMAGE_KINDS,
     Experiment,
-    ExperimentError,
     _Store,
     join_uri,
     load_experiment,
+    run_command,
     split_uri,
     write_results,
 )
@@ -422,16 +422,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="HTML file to write (default: EXPERIMENT/report.html)")
     parser.add_argument("--no-parquet", action="store_true", help="do not write trials.parquet and history.parquet")
     args = parser.parse_args(argv)
-    try:
-        path = write_report(args.experiment, args.out, parquet=not args.no_parquet)
-    except ExperimentError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"error: cannot write the report: {exc}", file=sys.stderr)
-        return 2
-    print(path)
-    return 0
+    return run_command(lambda: write_report(args.experiment, args.out, parquet=not args.no_parquet), "the report")
 
 
 if __name__ == "__main__":

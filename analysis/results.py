@@ -37,10 +37,11 @@ import json
 import math
 import os
 import re
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 import optuna
@@ -91,6 +92,11 @@ UNSUPERVISED_METRICS = ("mse", "psnr", "active_units", "kl_total", "gaussian_tc"
 # Throughput, not quality: kept in the tables, left out of the charts' default metric lists.
 THROUGHPUT_KEYS = ("epoch_time_s", "images_per_s")
 _DETAIL = re.compile(r"^kl_dim_\d+$")  # per-latent KL: in the tables, not in default charts
+
+
+def _evaluated(key: str) -> bool:
+    """A key of trainables.metrics.evaluate (measured every few epochs), not a training loss."""
+    return key in DISENTANGLEMENT_METRICS or key in UNSUPERVISED_METRICS or bool(_DETAIL.match(key))
 
 
 def is_detail(key: str) -> bool:
@@ -630,9 +636,12 @@ def _history_rows(rec: dict[str, Any], metrics: list[str]) -> list[dict[str, Any
         }
         # A failure report carries sentinels so that Optuna never sees a missing key: not data.
         failed = h["outcome"] in _FAILED
+        # Between evaluations a report repeats the last metrics (metrics_epoch < epoch): a curve
+        # must show them at the epoch they were measured, not as a flat line.
+        stale = _finite(r.get("metrics_epoch")) and _finite(h["epoch"]) and r["metrics_epoch"] != h["epoch"]
         for m in metrics:
             v = r.get(m)
-            h[m] = float(v) if _is_number(v) and not failed else None
+            h[m] = float(v) if _is_number(v) and not failed and not (stale and _evaluated(m)) else None
         out.append(h)
     return out
 
@@ -860,18 +869,27 @@ def read_results(path: str | os.PathLike, *, experiment_path: str | None = None)
     )
 
 
+def run_command(write: Callable[[], Any], what: str) -> int:
+    """The analysis commands' ending: print what ``write()`` returns (a path or paths), or one
+    error line on stderr and exit code 2 for an unreadable experiment or an unwritable target."""
+    try:
+        written = write()
+    except ExperimentError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: cannot write {what}: {exc}", file=sys.stderr)
+        return 2
+    print("\n".join(map(str, written)) if isinstance(written, (list, tuple)) else written)
+    return 0
+
+
 if __name__ == "__main__":
     import argparse
-    import sys
 
     parser = argparse.ArgumentParser(prog="python -m analysis.results",
                                      description="Write trials.parquet and history.parquet for an experiment.")
     parser.add_argument("experiment", help="experiment folder (<storage>/<name>), local or s3://")
     parser.add_argument("--out", default=None, help="folder to write to (default: the experiment folder)")
     args = parser.parse_args()
-    try:
-        for p in write_results(args.experiment, args.out):
-            print(p)
-    except ExperimentError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+    sys.exit(run_command(lambda: write_results(args.experiment, args.out), "the tables"))

@@ -3,6 +3,7 @@
     from search_spaces import SPACES, get_space
     space = get_space("sintro_tc")            # Callable[[optuna.Trial], dict | None]
     points = fixed_points("paper")            # configurations to evaluate first
+    is_fixed_design("paper")                  # True: the study is exactly those points x seeds
 
 A space suggests ``TrainConfig`` fields and returns its constants. Add a space by adding one
 public function to ``search_spaces/spaces.py``; docs/search_spaces.md explains the ranges.
@@ -14,7 +15,7 @@ from typing import Any
 
 from search_spaces.spaces import SPACES, VARIANTS, Space, dataset_of, enqueue
 
-__all__ = ["SPACES", "VARIANTS", "Space", "dataset_of", "enqueue", "fixed_points", "get_space"]
+__all__ = ["SPACES", "VARIANTS", "Space", "dataset_of", "enqueue", "fixed_points", "get_space", "is_fixed_design"]
 
 
 def get_space(name: str) -> Space:
@@ -28,3 +29,8 @@ def get_space(name: str) -> Space:
 def fixed_points(name: str) -> list[dict[str, Any]]:
     """The parameter dicts the space `name` asks to evaluate before sampling (often none)."""
     return [dict(p) for p in getattr(get_space(name), "points_to_evaluate", [])]
+
+
+def is_fixed_design(name: str) -> bool:
+    """Whether the space `name` trains only its fixed points (``@enqueue(..., only=True)``)."""
+    return bool(getattr(get_space(name), "fixed_design", False))

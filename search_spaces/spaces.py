@@ -10,8 +10,10 @@ Spaces read the data set of the study from the study's user attribute ``dataset`
 sets it; a bare study defaults to ``dsprites_small``): latent sizes and Soft-Intro's negative
 weight live on different scales for 64x64 sprites and for face images.
 
-Fixed points that should be evaluated first (the report's configurations) are attached with
-``@enqueue(...)`` and enqueued by the launcher through OptunaSearch's ``points_to_evaluate``.
+Fixed points that should be evaluated first are attached with ``@enqueue(...)`` and enqueued by
+the launcher through OptunaSearch's ``points_to_evaluate``. ``@enqueue(..., only=True)`` makes
+them the whole study (a fixed design, like the report's four configurations): the launcher then
+trains exactly these points, each with every seed, and samples nothing.
 """
 
 from __future__ import annotations
@@ -29,11 +31,13 @@ VARIANTS = ("beta_vae", "beta_tcvae", "sintro", "sintro_tc")
 Space = Callable[[optuna.Trial], "dict[str, Any] | None"]
 
 
-def enqueue(*points: dict[str, Any]) -> Callable[[Space], Space]:
-    """Attach fixed points (parameter dicts) that the study evaluates before sampling."""
+def enqueue(*points: dict[str, Any], only: bool = False) -> Callable[[Space], Space]:
+    """Attach fixed points (parameter dicts) that the study evaluates before sampling; with
+    ``only``, the study is exactly these points (times its seeds)."""
 
     def mark(space: Space) -> Space:
         space.points_to_evaluate = [dict(p) for p in points]  # type: ignore[attr-defined]
+        space.fixed_design = only  # type: ignore[attr-defined]
         return space
 
     return mark
@@ -150,9 +154,9 @@ def compare(trial: optuna.Trial) -> dict[str, Any]:
     return constants
 
 
-@enqueue(*({"variant": v} for v in VARIANTS))
+@enqueue(*({"variant": v} for v in VARIANTS), only=True)
 def paper(trial: optuna.Trial) -> dict[str, Any]:
-    """The report's four configurations, enqueued first; further trials repeat them (use seeds)."""
+    """The report's four configurations and nothing else: a study of 4 x seeds trainings."""
     trial.suggest_categorical("variant", list(VARIANTS))
     faces = _faces(trial)
     return {

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from search_spaces import SPACES, fixed_points, get_space
-from study.presets import PRESETS, Preset, get_preset
+from search_spaces import SPACES, fixed_points, get_space, is_fixed_design
+from study.presets import PRESETS, Preset, default_preset, get_preset
 from study.searcher import SAMPLERS
 
 DATASETS = ("dsprites", "dsprites_small", "ukiyoe")  # trainables.data.DATASETS, without importing torch
@@ -116,7 +116,7 @@ PRESET_FLAGS = ("dataset", "trials", "epochs", "seeds", "cpus_per_trial", "gpus_
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = _Parser(prog="python -m study.launch", description="Run a Ray Tune + Optuna study of VAE variants.")
     p.add_argument("--space", help=f"search space: {', '.join(sorted(SPACES))}")
-    p.add_argument("--preset", help="cpu | smoke | full (default: cpu without a GPU, full with one)")
+    p.add_argument("--preset", help=f"{' | '.join(PRESETS)} (default: cpu without a GPU, full with one; paper_cpu / paper_full for --space paper)")
     p.add_argument("--dataset", help=f"{', '.join(DATASETS)} (preset: dsprites_small)")
     p.add_argument("--data-root", help="dSprites .npz file or Ukiyo-e folder (default: the data package's)")
     p.add_argument("--trials", type=int, help="trainings in all (configurations x seeds)")
@@ -167,7 +167,7 @@ def resolve(args: argparse.Namespace, *, gpu_visible: bool, record: dict | None 
         return settings, notes
 
     if args.preset is None:
-        preset_name = "full" if gpu_visible else "cpu"
+        preset_name = default_preset(args.space, gpu_visible=gpu_visible)
         notes.append(f"preset: {preset_name} ({'a GPU is visible' if gpu_visible else 'no GPU visible'}; "
                      "--preset chooses another)")
     else:
@@ -186,6 +186,15 @@ def resolve(args: argparse.Namespace, *, gpu_visible: bool, record: dict | None 
         raise LaunchError(f"--epochs must be at least 1, got {values['epochs']}")
     if values["seeds"] < 1:
         raise LaunchError(f"--seeds must be at least 1, got {values['seeds']}")
+    if is_fixed_design(args.space):  # the space's configurations x seeds, nothing sampled
+        exact = len(fixed_points(args.space)) * values["seeds"]
+        if "trials" in explicit and values["trials"] != exact:
+            raise LaunchError(f"--space {args.space} trains exactly its {exact // values['seeds']} configurations x "
+                              f"{values['seeds']} seeds = {exact} trials, got --trials {values['trials']}: drop "
+                              "--trials (use --seeds for more trainings)")
+        if values["trials"] != exact:
+            notes.append(f"trials: {exact} ({exact // values['seeds']} configurations x {values['seeds']} seeds)")
+        values["trials"] = exact
     if values["seeds"] > values["trials"]:
         raise LaunchError(f"--seeds {values['seeds']} needs at least {values['seeds']} trials, got --trials "
                           f"{values['trials']}: raise --trials or lower --seeds")
@@ -746,7 +755,8 @@ def _short(v: Any) -> str:
 
 
 def _write_report(settings: Settings) -> None:
-    """analysis.report.write_report(experiment_dir) when the analysis package provides it."""
+    """analysis.report.write_report(experiment_dir) when the analysis package provides it; for
+    --space paper also analysis.paper.write_paper."""
     try:
         from analysis.report import write_report
     except ImportError as e:
@@ -756,6 +766,11 @@ def _write_report(settings: Settings) -> None:
         raise
     path = write_report(settings.experiment_dir)
     print(f"report:  {path}")
+    if settings.space == "paper":  # the report's comparison: table, single-run odds, figures 1-3
+        from analysis.paper import write_paper
+
+        paths = write_paper(settings.experiment_dir)
+        print(f"paper:   {os.path.dirname(paths[0])} ({', '.join(os.path.basename(p) for p in paths)})")
 
 
 class _DropTrialFailures(logging.Filter):

@@ -8,6 +8,9 @@
   512-image subset, the cheap metrics only.
 - ``full``: the report's budget (200 epochs) with several seeds per configuration, four
   dSprites trials per GPU; for GPU clusters.
+- ``paper_cpu`` and ``paper_full``: the budgets of ``--space paper`` (the report's four
+  configurations x seeds; the space sets the trial count). ``paper_cpu`` finishes within an hour
+  on a 2-core CPU (docs/paper.md has the run); ``paper_full`` is the report's 200 epochs.
 """
 
 from __future__ import annotations
@@ -51,7 +54,24 @@ PRESETS: dict[str, Preset] = {
         max_concurrent=0, metrics_every=10, final_metrics="full", train_images=0, max_failures=3,
         description="the report's 200 epochs, 80 configurations x 3 seeds, 4 trials per GPU",
     ),
+    "paper_cpu": Preset(
+        dataset="dsprites_small", trials=16, epochs=5, seeds=4, cpus_per_trial=1.0, gpus_per_trial=0.0,
+        max_concurrent=2, metrics_every=1, final_metrics="full", train_images=0, max_failures=0,
+        description="the report's 4 configurations x 4 seeds, 5 epochs on all 7,200 images, within an hour on 2 CPUs",
+    ),
+    "paper_full": Preset(
+        dataset="dsprites_small", trials=20, epochs=200, seeds=5, cpus_per_trial=2.0, gpus_per_trial=0.25,
+        max_concurrent=0, metrics_every=5, final_metrics="full", train_images=0, max_failures=3,
+        description="the report's 200 epochs, 4 configurations x 5 seeds, 4 trials per GPU",
+    ),
 }
+# The preset a space runs without --preset: (no GPU visible, a GPU visible).
+DEFAULT_PRESETS: dict[str, tuple[str, str]] = {"paper": ("paper_cpu", "paper_full")}
+_DEFAULT = ("cpu", "full")
+
+
+def default_preset(space: str, *, gpu_visible: bool) -> str:
+    return DEFAULT_PRESETS.get(space, _DEFAULT)[int(gpu_visible)]
 
 
 def get_preset(name: str) -> Preset:

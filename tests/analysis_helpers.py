@@ -60,6 +60,7 @@ class FakeTrial:
     node_ip: str = "10.0.0.1"
     gpu_share: float = 0.0
     images_in_checkpoint: bool = False  # images/ inside the last checkpoint instead of the trial dir
+    metrics_every: int = 1          # evaluations at epoch 1, every k epochs and the last, as trainable.py
 
 
 def default_trials() -> list[FakeTrial]:
@@ -218,6 +219,8 @@ def make_experiment(root: Path | str, name: str = "exp", trials: list[FakeTrial]
             restarts_at = {2}  # index in schedule where a new process starts
         lines, total, since, it_since = [], 0.0, 0.0, 0
         final = None
+        measured: dict[str, float] = {}
+        metrics_epoch = 0
         placement = {"node_ip": t.node_ip, "hostname": f"node{t.node_ip[-1]}", "gpu_share": t.gpu_share}
         for i, epoch in enumerate(schedule):
             if i in restarts_at:
@@ -225,6 +228,9 @@ def make_experiment(root: Path | str, name: str = "exp", trials: list[FakeTrial]
             dt = 2.0 + rng.random()
             total += dt; since += dt; it_since += 1
             m = _metrics(t, epoch, rng)
+            if epoch in (1, t.epochs) or epoch % t.metrics_every == 0:
+                measured, metrics_epoch = {k: m[k] for k in DISENTANGLEMENT}, epoch
+            m.update(measured)  # between evaluations a report repeats the last ones
             outcome = "completed" if (epoch == last_epoch and t.outcome == "completed") else "running"
             if epoch == last_epoch and failed:
                 # trainable._report_failure: NaN everywhere, sentinels for the objectives.
@@ -236,7 +242,7 @@ def make_experiment(root: Path | str, name: str = "exp", trials: list[FakeTrial]
                 m["error"] = message
                 if t.outcome == "diverged":
                     m["diverged_epoch"] = epoch
-            result = {**m, "epoch": epoch, "metrics_epoch": epoch, "outcome": outcome, **placement}
+            result = {**m, "epoch": epoch, "metrics_epoch": metrics_epoch, "outcome": outcome, **placement}
             result.update({
                 "timestamp": int(started + total),
                 "checkpoint_dir_name": None if outcome == "error" else f"checkpoint_{epoch - 1:06d}",

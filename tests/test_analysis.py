@@ -211,6 +211,18 @@ def test_history_rows(gen):
     assert h["rec_loss"].max() < 1e6
 
 
+def test_history_shows_metrics_at_the_epochs_they_were_measured(tmp_path):
+    # Evaluated at epochs 1, 2, 4 and 5 (the last); reports at epoch 3 repeat epoch 2's values.
+    exp = load_experiment(make_experiment(tmp_path, trials=[FakeTrial(
+        "beta_vae", 0, {"variant": "beta_vae", "lr": 3e-4, "beta_kl": 2.0, "latent_dim": 10}, epochs=5, metrics_every=2)]))
+    h = exp.history.set_index("epoch")
+    assert h["mig"].notna().to_dict() == {1: True, 2: True, 3: False, 4: True, 5: True}
+    assert h["rec_loss"].notna().all()  # losses are measured every epoch
+    assert exp.trials["mig"].iloc[0] == h.loc[5, "mig"]
+    s = C.curves_info(exp, metrics=["mig"]).series[0]
+    assert s.epochs == (1.0, 2.0, 4.0, 5.0)
+
+
 def test_write_results_atomic_and_idempotent(gen_dir, tmp_path, monkeypatch):
     out = tmp_path / "out"
     first = write_results(gen_dir, out)

@@ -125,12 +125,12 @@ def test_compare_trains_every_variant(compare_study):
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_seeds_repeat_each_configuration(local_ray, tmp_path):
-    assert launch.main(smoke(tmp_path, "--space", "paper", "--name", "seeds", "--trials", "4", "--seeds", "2")) == 0
+    assert launch.main(smoke(tmp_path, "--space", "compare", "--name", "seeds", "--trials", "4", "--seeds", "2")) == 0
     configs = [json.loads((f / "params.json").read_text()) for f in trial_folders(tmp_path / "seeds")]
     groups: dict[int, list[dict]] = {}
     for c in configs:
         groups.setdefault(c["config_group"], []).append(c)
-    # the report's first two configurations, each with seeds 0 and 1, one after the other
+    # compare's first two fixed points (one variant each), each with seeds 0 and 1, one after the other
     assert sorted(m[0]["variant"] for m in groups.values()) == ["beta_tcvae", "beta_vae"]
     for members in groups.values():
         assert sorted(c["seed"] for c in members) == [0, 1]
