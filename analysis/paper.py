@@ -367,11 +367,14 @@ def write_paper(experiment_dir: str | os.PathLike, out: str | os.PathLike | None
             print(f"note: PNG figures skipped ({reason}); install the 'figures' extra and Chrome or Chromium. "
                   "The HTML figures in paper.html are complete.", file=sys.stderr)
     files["paper.html"] = _page(exp, table, odds, figs, images).encode()
+    stale = [f"{name}.png" for name in figs if f"{name}.png" not in files]  # from an earlier run with PNGs
 
     if out is None:
         root = os.fspath(experiment_dir)
         out = join_uri(root, PAPER_DIR) if "://" in root else os.path.join(root, PAPER_DIR)
     store = _Store.open(out)
+    for name in stale:
+        store.delete(name)
     return [store.write_atomic(name, data) for name, data in files.items()]
 
 

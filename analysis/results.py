@@ -249,6 +249,11 @@ class _Store:
             f.write(data)
         return join_uri(self.uri, rel)
 
+    def delete(self, rel: str) -> None:
+        """Remove a file if it is there (a stale output that this run does not rewrite)."""
+        if self.is_file(rel):
+            self.fs.delete_file(self._full(rel))
+
 
 def join_uri(base: str, name: str) -> str:
     """base/name for a path or a URI whose query (``?endpoint_override=...``) stays at the end."""

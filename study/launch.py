@@ -227,6 +227,9 @@ def resolve(args: argparse.Namespace, *, gpu_visible: bool, record: dict | None 
         values["metrics_every"] = 1  # ASHA compares the score at every rung
 
     has_factors = values["dataset"] != "ukiyoe"
+    if not has_factors and values["gpus_per_trial"] == 0:
+        notes.append("ukiyoe without a GPU: the residual model trains at 0.5-7 images/s per CPU core "
+                     "(docs/benchmarks.md), hours per epoch; --gpus-per-trial puts it on GPUs")
     score = args.score or (DEFAULT_SCORE if has_factors else DEFAULT_SCORE_NO_FACTORS)
     allowed = (FACTOR_SCORES if has_factors else ()) + UNSUPERVISED_SCORES + (
         RECONSTRUCTION_SCORES if args.objective == "single" else ())

@@ -45,6 +45,8 @@ def test_paper_trains_exactly_its_four_configurations_times_seeds():
     with pytest.raises(launch.LaunchError, match=r"exactly its 4 configurations x 3 seeds = 12 trials, got --trials 10"):
         resolve("--seeds", "3", "--trials", "10")
     assert resolve("--seeds", "3", "--trials", "12")[0].trials == 12
+    faces, notes = resolve("--dataset", "ukiyoe")
+    assert faces.trials == 16 and any(n.startswith("ukiyoe without a GPU") for n in notes)
 
 
 def test_paper_space_cli_error_is_one_line():
@@ -218,3 +220,14 @@ def test_paper_analysis_without_factors_writes_figures_4_and_5(paper_study, tmp_
     header = read_csv(out / "comparison.csv")[0].keys()
     assert {"rec_loss_mean", "mse_mean", "psnr_mean", "gaussian_tc_mean"} <= set(header)
     assert not any(k.startswith(("mig", "beta_vae")) for k in header)
+
+
+@pytest.mark.timeout(300)
+def test_paper_without_png_leaves_no_stale_figures(paper_study, tmp_path):
+    copy = tmp_path / "again"
+    shutil.copytree(paper_study["experiment"], copy)
+    (copy / "paper" / "fig1_metrics.png").write_bytes(b"an earlier run's figure")
+    write_paper(copy, png=False)
+    names = {p.name for p in (copy / "paper").iterdir()}
+    assert "fig1_metrics.png" not in names and "fig2_losses.png" not in names  # not rewritten: removed
+    assert {"fig3a_reconstructions.png", "comparison.csv", "paper.html"} <= names
