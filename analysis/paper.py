@@ -29,6 +29,7 @@ extra), and always as interactive HTML. Every file is written atomically.
 from __future__ import annotations
 
 import argparse
+import base64
 import html
 import io
 import math
@@ -113,16 +114,14 @@ def p_best(values: Mapping[str, Sequence[float]], *, lower_is_better: bool = Fal
     return odds
 
 
-def single_run_odds(exp: Experiment, metric: str) -> dict[str, float]:
-    """Per variant, the chance it comes out best on ``metric`` when every variant is trained
-    once with a random one of its seeds: what the report's one-run design could conclude."""
-    info = seed_distributions_info(exp, metrics=[metric])
-    return p_best(dict(zip(info.variants, info.values[0])), lower_is_better=metric in LOWER_IS_BETTER)
-
-
-def _single_run_frame(exp: Experiment, metrics: Sequence[str]) -> pd.DataFrame:
+def single_run_odds(exp: Experiment, metrics: Sequence[str]) -> pd.DataFrame:
+    """Per metric and variant, ``p_best``: the chance the variant comes out best when every
+    variant is trained once with a random one of its seeds, what the report's one-run design
+    could conclude."""
+    info = seed_distributions_info(exp, metrics=metrics)
     rows = [{"metric": m, "variant": v, "label": variant_label(v), "p_best": p}
-            for m in metrics for v, p in single_run_odds(exp, m).items()]
+            for m, values in zip(info.metrics, info.values)
+            for v, p in p_best(dict(zip(info.variants, values)), lower_is_better=m in LOWER_IS_BETTER).items()]
     return pd.DataFrame(rows, columns=["metric", "variant", "label", "p_best"])
 
 
@@ -168,10 +167,16 @@ def _markdown(exp: Experiment, table: pd.DataFrame, odds: pd.DataFrame, samples:
 
 
 # --- decodes of random latents, measured ------------------------------------------------------------
-def _tiles(grid: Image.Image, tile: int, pad: int = 2) -> np.ndarray:
-    """A Trainer.save_images grid (white padding) -> (n, tile, tile) grey levels in [0, 1]."""
+def _tile_size(grid: Image.Image, rows: int, pad: int = 2) -> int:
+    """The image side in a Trainer.save_images grid of `rows` rows (``pad`` px of white between)."""
+    return (grid.height - pad) // rows - pad
+
+
+def _tiles(grid: Image.Image, rows: int, pad: int = 2) -> np.ndarray:
+    """A Trainer.save_images grid of `rows` rows -> (n, tile, tile) grey levels in [0, 1]."""
+    tile = _tile_size(grid, rows, pad)
     a = np.asarray(grid.convert("L"), dtype="float64") / 255.0
-    rows, cols = (a.shape[0] - pad) // (tile + pad), (a.shape[1] - pad) // (tile + pad)
+    cols = (a.shape[1] - pad) // (tile + pad)
     return np.stack([a[pad + r * (tile + pad):pad + r * (tile + pad) + tile, pad + c * (tile + pad):pad + c * (tile + pad) + tile]
                      for r in range(rows) for c in range(cols)])
 
@@ -189,8 +194,7 @@ def sample_table(exp: Experiment) -> pd.DataFrame:
             for _, trial in done.loc[done["variant"] == v].iterrows():
                 grid = _grid(exp, trial, f"samples_std{std}")
                 if grid is not None:
-                    size = trial.get("config/image_size")
-                    tiles = _tiles(grid, int(size) if pd.notna(size) else 64)
+                    tiles = _tiles(grid, rows=2)  # Trainer.save_images: two rows of samples per std
                     shares.append(float((tiles.max(axis=(1, 2)) >= 0.5).mean()))
                     means.append(float(tiles.mean()))
             if shares:
@@ -247,10 +251,10 @@ def _traversal_rows(exp: Experiment, trial: pd.Series, grid: Image.Image, pad: i
     """The traversal rows of the TRAVERSED_LATENTS latents with the largest KL (the most used)."""
     kl = {int(c.rsplit("_", 1)[1]): float(trial[c]) for c in exp.trials.columns
           if c.startswith("kl_dim_") and pd.notna(trial[c])}
-    latents = int(trial.get("config/latent_dim") or len(kl))
-    size = (grid.height - pad) // latents  # one image plus its padding
+    latents = int(trial.get("config/latent_dim") or len(kl))  # one grid row per latent
+    step = _tile_size(grid, latents, pad) + pad
     top = sorted(kl, key=kl.get, reverse=True)[:TRAVERSED_LATENTS] if kl else range(min(latents, TRAVERSED_LATENTS))
-    return _vstack([grid.crop((0, d * size, grid.width, (d + 1) * size + pad)) for d in sorted(top)])
+    return _vstack([grid.crop((0, d * step, grid.width, (d + 1) * step + pad)) for d in sorted(top)])
 
 
 def _image_figure(exp: Experiment, title: str, build) -> bytes | None:
@@ -309,8 +313,6 @@ def _image_panels(exp: Experiment) -> dict[str, bytes]:
 # --- writing ------------------------------------------------------------------------------------
 def _page(exp: Experiment, md_table: pd.DataFrame, odds: pd.DataFrame, figs: dict[str, go.Figure],
           images: dict[str, bytes]) -> str:
-    import base64
-
     metrics = [c.removesuffix("_mean") for c in md_table.columns if c.endswith("_mean")]
     head = "".join(f"<th>{html.escape(m)}</th>" for m in metrics)
     body = "".join(
@@ -339,15 +341,16 @@ def _page(exp: Experiment, md_table: pd.DataFrame, odds: pd.DataFrame, figs: dic
 
 
 def write_paper(experiment_dir: str | os.PathLike, out: str | os.PathLike | None = None, *,
-                png: bool = True) -> list[str]:
+                png: bool = True, experiment: Experiment | None = None) -> list[str]:
     """Write the tables and figures of a ``--space paper`` study into ``out`` (default
-    ``<experiment_dir>/paper``). Returns the written paths; PNG figures need kaleido and a
-    Chrome/Chromium (otherwise left out, with a line on stderr)."""
-    exp = load_experiment(experiment_dir)
+    ``<experiment_dir>/paper``); ``experiment``: the folder already loaded. Returns the written
+    paths; PNG figures need kaleido and a Chrome/Chromium (otherwise left out, with a line on
+    stderr)."""
+    exp = experiment if experiment is not None else load_experiment(experiment_dir)
     _check(exp)
     table = paper_table(exp)
     metrics = [c.removesuffix("_mean") for c in table.columns if c.endswith("_mean")]
-    odds = _single_run_frame(exp, metrics)
+    odds = single_run_odds(exp, metrics)
     samples = sample_table(exp)
     figs = _figures(exp)
     images = _image_panels(exp)

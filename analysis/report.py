@@ -394,12 +394,12 @@ def build_report(exp: Experiment) -> str:
 
 
 def write_report(experiment_dir: str | os.PathLike, out: str | os.PathLike | None = None, *,
-                 parquet: bool = True) -> Path | str:
+                 parquet: bool = True, experiment: Experiment | None = None) -> Path | str:
     """Write the report of the experiment at ``experiment_dir`` (local or s3://) to ``out``
     (default ``<experiment_dir>/report.html``), atomically; with ``parquet`` also write
-    trials.parquet and history.parquet into the experiment folder. Returns the report's path
-    (a Path when local, the URI on an object store)."""
-    exp = load_experiment(experiment_dir)
+    trials.parquet and history.parquet into the experiment folder. ``experiment``: the folder
+    already loaded. Returns the report's path (a Path when local, the URI on an object store)."""
+    exp = experiment if experiment is not None else load_experiment(experiment_dir)
     text = build_report(exp)
     if parquet:
         write_results(experiment_dir, experiment=exp)

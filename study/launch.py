@@ -650,7 +650,7 @@ def run(settings: Settings, notes: list[str], argv: list[str], record: dict | No
     for note in notes:
         print(note)
     print(f"study {settings.name}: space {settings.space}, {settings.trials} trials x {settings.epochs} epochs on "
-          f"{settings.dataset}, {settings.seeds} seed(s) per configuration, objectives "
+          f"{settings.dataset}, {settings.seeds} seed{'s' if settings.seeds > 1 else ''} per configuration, objectives "
           + ", ".join(f"{m} ({mode})" for m, mode in settings.objectives))
     print(f"results: {settings.experiment_dir}   optuna: {settings.journal_path}")
 
@@ -767,12 +767,15 @@ def _write_report(settings: Settings) -> None:
             print("report: skipped (the analysis package has no report module)")
             return
         raise
-    path = write_report(settings.experiment_dir)
+    from analysis.results import load_experiment
+
+    experiment = load_experiment(settings.experiment_dir)  # read once, for both
+    path = write_report(settings.experiment_dir, experiment=experiment)
     print(f"report:  {path}")
     if settings.space == "paper":  # the report's comparison: table, single-run odds, figures 1-3
         from analysis.paper import write_paper
 
-        paths = write_paper(settings.experiment_dir)
+        paths = write_paper(settings.experiment_dir, experiment=experiment)
         print(f"paper:   {os.path.dirname(paths[0])} ({', '.join(os.path.basename(p) for p in paths)})")
 
 

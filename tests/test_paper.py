@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import importlib.util
-import io
 import itertools
 import json
 import shutil
@@ -93,7 +92,7 @@ def test_tiles_of_a_sample_grid():
         grid.paste(0, (x, y, x + 64, y + 64))
         if k:
             grid.paste(255, (x, y, x + k, y + k))
-    tiles = _tiles(grid, 64)
+    tiles = _tiles(grid, rows=2)
     assert tiles.shape == (6, 64, 64)
     assert tiles.mean(axis=(1, 2)) == pytest.approx([k * k / 4096 for k in range(6)])
     assert (tiles.max(axis=(1, 2)) >= 0.5).mean() == pytest.approx(5 / 6)
@@ -179,7 +178,7 @@ def test_paper_smoke_study_writes_the_figures(paper_study):
     browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
     if importlib.util.find_spec("kaleido") and browser:
         for name in ("fig1_metrics", "fig2_losses"):
-            with Image.open(io.BytesIO((out / f"{name}.png").read_bytes())) as img:
+            with Image.open(out / f"{name}.png") as img:
                 assert img.format == "PNG" and img.size[0] == 1100 and img.size[1] >= 300
     else:
         assert not (out / "fig1_metrics.png").exists()
