@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from search_spaces import SPACES, fixed_points, get_space, is_fixed_design
+from trainables.models import ARCHS
 from study.presets import PRESETS, Preset, default_preset, get_preset
 from study.searcher import SAMPLERS
 
@@ -83,6 +84,7 @@ class Settings:
     storage: str
     name: str
     journal_dir: str | None
+    arch: str | None = None  # None: the trainer's default for the data set
 
     @property
     def objectives(self) -> list[tuple[str, str]]:
@@ -110,7 +112,7 @@ class Settings:
 
 # Flags that a preset fills when they are not given explicitly.
 PRESET_FLAGS = ("dataset", "trials", "epochs", "seeds", "cpus_per_trial", "gpus_per_trial", "max_concurrent",
-                "metrics_every", "final_metrics", "train_images", "max_failures")
+                "metrics_every", "final_metrics", "train_images", "max_failures", "arch")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -135,6 +137,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--final-metrics", help="metrics preset after the last epoch (fast | full)")
     p.add_argument("--train-images", type=int, help="train on a fixed random subset of n images (0: all)")
     p.add_argument("--max-failures", type=int, help="retries of a failed trial from its checkpoint")
+    p.add_argument("--arch", help=f"the model of every trial: {', '.join(ARCHS)} (default: the preset's, else "
+                                  "standard on dSprites and residual on Ukiyo-e)")
     p.add_argument("--address", help="none: start Ray here; 'auto' or host:port: join a running cluster")
     p.add_argument("--storage", default="results", help="local folder or s3:// / gs:// URI (default ./results)")
     p.add_argument("--name", help="experiment name (default <space>-<dataset>-<time>)")
@@ -220,6 +224,8 @@ def resolve(args: argparse.Namespace, *, gpu_visible: bool, record: dict | None 
         raise LaunchError(f"--train-images must be 0 (all) or more, got {values['train_images']}")
     if values["max_failures"] < 0:
         raise LaunchError(f"--max-failures must be 0 or more, got {values['max_failures']}")
+    if values["arch"] is not None and values["arch"] not in ARCHS:
+        raise LaunchError(f"--arch {values['arch']!r} is unknown: use one of {', '.join(ARCHS)}")
     if gpus > 0 and not gpu_visible and args.address is None:
         notes.append(f"no GPU visible: running on CPUs (--gpus-per-trial {gpus} -> 0)")
         values["gpus_per_trial"] = 0.0
@@ -445,6 +451,8 @@ def build_tuner(settings: Settings, *, storage, resume: bool, verbose: bool = Fa
         "metrics_every": settings.metrics_every, "final_metrics": settings.final_metrics,
         "train_images": settings.train_images, "objectives": [list(o) for o in settings.objectives],
     }
+    if settings.arch is not None:
+        param_space["arch"] = settings.arch
     return tune.Tuner(
         trainable,
         param_space=param_space,

@@ -33,6 +33,7 @@ class Preset:
     train_images: int  # 0: the whole data set; else a fixed random subset of this size per epoch
     max_failures: int  # retries of a failed trial from its last checkpoint (a lost node)
     description: str
+    arch: str | None = None  # the model for every trial; None: the trainer's default for the data set
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -56,13 +57,16 @@ PRESETS: dict[str, Preset] = {
     ),
     "paper_cpu": Preset(
         dataset="dsprites_small", trials=16, epochs=5, seeds=4, cpus_per_trial=1.0, gpus_per_trial=0.0,
-        max_concurrent=2, metrics_every=1, final_metrics="full", train_images=0, max_failures=0,
-        description="the report's 4 configurations x 4 seeds, 5 epochs on all 7,200 images, within an hour on 2 CPUs",
+        max_concurrent=2, metrics_every=1, final_metrics="full", train_images=0, max_failures=0, arch="standard",
+        description="the report's 4 configurations x 4 seeds, 5 epochs on all 7,200 images, the standard model, "
+                    "within an hour on 2 CPUs",
     ),
     "paper_full": Preset(
         dataset="dsprites_small", trials=20, epochs=200, seeds=5, cpus_per_trial=2.0, gpus_per_trial=0.25,
         max_concurrent=0, metrics_every=5, final_metrics="full", train_images=0, max_failures=3,
-        description="the report's 200 epochs, 4 configurations x 5 seeds, 4 trials per GPU",
+        arch="residual_report",
+        description="the report's 200 epochs and model (its code's residual net), 4 configurations x 5 seeds, "
+                    "4 trials per GPU",
     ),
 }
 # The preset a space runs without --preset: (no GPU visible, a GPU visible).

@@ -106,7 +106,7 @@ def test_mws_keeps_its_constants():
     constant = (l - 1) * math.log(b * n)
     assert constant == pytest.approx(159.03, abs=0.01)
     torch.testing.assert_close(tc - tc_without, torch.full((b,), constant, dtype=torch.float64))
-    with pytest.raises(ValueError, match="mws, mss"):
+    with pytest.raises(ValueError, match="mss, mws, mss_report"):
         obj.tc_decomposition(z, mu, logvar, dataset_size=n, estimator="exact")
 
 
@@ -156,26 +156,54 @@ def test_tc_large_batch_closed_form(case):
     assert mi.mean().item() - log_n == pytest.approx(mi_true - 0.07, abs=0.1)
 
 
-def test_regulariser():
+def test_regulariser_terms_and_their_weighting():
     mu, logvar = _rand(8, 4, seed=13), _rand(8, 4, seed=14)
     z = mu + torch.exp(0.5 * logvar) * _rand(8, 4, seed=15)
-    kl, parts = obj.regulariser(z, mu, logvar, decomposed=False)
-    torch.testing.assert_close(kl, obj.kl_divergence(mu, logvar))
-    assert set(parts) == {"kl"}
+    kl = obj.kl_divergence(mu, logvar)
+    terms = obj.regulariser_terms(z, mu, logvar, decomposed=False)
+    assert set(terms) == {"kl"}
+    for form in obj.LOSS_FORMS:  # without TC terms every form is beta * KL
+        torch.testing.assert_close(obj.weighted_regulariser(terms, 3.0, form=form), 3.0 * kl)
+
     mi, tc, dwkl = obj.tc_decomposition(z, mu, logvar, dataset_size=100, estimator="mss")
-    reg, parts = obj.regulariser(z, mu, logvar, decomposed=True, dataset_size=100, estimator="mss",
-                                 mi_weight=1.0, tc_weight=8.0, dwkl_weight=0.5)
-    torch.testing.assert_close(reg, mi + 8.0 * tc + 0.5 * dwkl)
-    torch.testing.assert_close(parts["tc"], tc)
-    torch.testing.assert_close(parts["kl"], obj.kl_divergence(mu, logvar))
+    terms = obj.regulariser_terms(z, mu, logvar, decomposed=True, dataset_size=100, estimator="mss")
+    torch.testing.assert_close(terms["tc"], tc)
+    torch.testing.assert_close(terms["kl"], kl)
+    weights = dict(mi_weight=1.0, tc_weight=8.0, dwkl_weight=0.5)
+    torch.testing.assert_close(obj.weighted_regulariser(terms, 2.0, form="decomposed", **weights),
+                               2.0 * (mi + 8.0 * tc + 0.5 * dwkl))
+    # The report's form ignores the per-term weights: analytic KL plus (beta - 1) TC.
+    torch.testing.assert_close(obj.weighted_regulariser(terms, 8.0, form="report", **weights), kl + 7.0 * tc)
+    torch.testing.assert_close(obj.weighted_regulariser(terms, 1.0, form="report"), kl)
+    with pytest.raises(ValueError, match="decomposed, report"):
+        obj.weighted_regulariser(terms, 1.0, form="paper")
     with pytest.raises(ValueError, match="dataset_size"):
-        obj.regulariser(z, mu, logvar, decomposed=True)
+        obj.regulariser_terms(z, mu, logvar, decomposed=True)
+
+
+def test_report_mss_weights_fill_columns_not_the_diagonal():
+    """The report code's matrix: column 0 = 1/N, column 1 = the stratified weight, [B-2, 0] the
+    stratified weight, the rest 1/M; so only rows 0 and 1 give the sample's own density 1/N."""
+    n, b = 100, 5
+    w = obj.report_mss_log_weights(b, n).exp()
+    strat = (100 - 4) / (100 * 4)
+    expected = torch.full((5, 5), 1 / 4, dtype=torch.float64)
+    expected[:, 0], expected[:, 1], expected[3, 0] = 1 / 100, strat, strat
+    torch.testing.assert_close(w, expected, rtol=1e-12, atol=0)
+    assert w.diagonal()[:2].tolist() == pytest.approx([1 / 100, strat])
+    # The same matrix the source's stride walk over the flattened tensor gives:
+    walk = torch.full((b, b), 1 / 4, dtype=torch.float64)
+    walk.view(-1)[::b] = 1 / n
+    walk.view(-1)[1::b] = strat
+    walk[b - 2, 0] = strat
+    torch.testing.assert_close(w, walk, rtol=1e-12, atol=0)
 
 
 # --- the losses of the four variants, on hand-computed numbers ------------------------------------
 def test_beta_vae_loss():
-    rec, reg = torch.tensor([1.0, 2.0]), torch.tensor([0.5, 3.0])
-    torch.testing.assert_close(obj.beta_vae_loss(rec, reg, beta_rec=8.0, beta_kl=2.0), torch.tensor([9.0, 22.0]))
+    rec, reg = torch.tensor([1.0, 2.0]), torch.tensor([0.5, 3.0])  # reg = W(beta_kl), already weighted
+    torch.testing.assert_close(obj.beta_vae_loss(rec, reg, beta_rec=8.0), torch.tensor([8.5, 19.0]))
+    torch.testing.assert_close(obj.beta_vae_loss(rec, reg, beta_rec=8.0, scale=0.5), torch.tensor([4.25, 9.5]))
 
 
 # B = 2; generated terms ordered [rec_0, rec_1, fake_0, fake_1].
@@ -191,8 +219,8 @@ def test_soft_intro_encoder_loss_hand_computed():
     #   exp(-2 * 0.5 * (R + 3 KL_gen))  = exp(-[1, 3, 3.5, 1]) = [0.36787944, 0.04978707, 0.03019738, 0.36787944]
     #   loss_0 = 1 + 0.25 * (0.36787944 + 0.03019738) = 1.09951920
     #   loss_1 = 2 + 0.25 * (0.04978707 + 0.36787944) = 2.10441663
-    loss, exp_elbo = obj.soft_intro_encoder_loss(_REC_REAL, _REG_REAL, _REC_GEN, _REG_GEN,
-                                                 scale=0.5, alpha=2.0, beta_rec=1.0, beta_kl=2.0, beta_neg=3.0)
+    loss, exp_elbo = obj.soft_intro_encoder_loss(_REC_REAL, 2.0 * _REG_REAL, _REC_GEN, 3.0 * _REG_GEN,
+                                                 scale=0.5, alpha=2.0, beta_rec=1.0)
     torch.testing.assert_close(loss, torch.tensor([1.09951920, 2.10441663], dtype=torch.float64), atol=1e-8, rtol=0)
     torch.testing.assert_close(exp_elbo, torch.tensor([0.36787944, 0.04978707, 0.03019738, 0.36787944],
                                                       dtype=torch.float64), atol=1e-8, rtol=0)
@@ -208,8 +236,8 @@ def test_soft_intro_encoder_loss_reference_form_random():
     b, scale = 16, 1 / 4096
     rec_real, reg_real = 3000 * torch.rand(b, dtype=torch.float64), 20 * torch.rand(b, dtype=torch.float64)
     rec_gen, reg_gen = 3000 * torch.rand(2 * b, dtype=torch.float64), 20 * torch.rand(2 * b, dtype=torch.float64)
-    loss, _ = obj.soft_intro_encoder_loss(rec_real, reg_real, rec_gen, reg_gen,
-                                          scale=scale, alpha=2.0, beta_rec=8.0, beta_kl=8.0, beta_neg=256.0)
+    loss, _ = obj.soft_intro_encoder_loss(rec_real, 8.0 * reg_real, rec_gen, 256.0 * reg_gen,
+                                          scale=scale, alpha=2.0, beta_rec=8.0)
     exp_rec = (-2 * scale * (8.0 * rec_gen[:b] + 256.0 * reg_gen[:b])).exp().mean()
     exp_fake = (-2 * scale * (8.0 * rec_gen[b:] + 256.0 * reg_gen[b:])).exp().mean()
     reference = scale * (8.0 * rec_real.mean() + 8.0 * reg_real.mean()) + 0.25 * (exp_rec + exp_fake)
@@ -217,7 +245,7 @@ def test_soft_intro_encoder_loss_reference_form_random():
 
 
 def test_soft_intro_encoder_loss_rejects_bad_input():
-    kwargs = dict(scale=0.5, beta_rec=1.0, beta_kl=2.0, beta_neg=3.0)
+    kwargs = dict(scale=0.5, beta_rec=1.0)
     with pytest.raises(ValueError, match="alpha"):
         obj.soft_intro_encoder_loss(_REC_REAL, _REG_REAL, _REC_GEN, _REG_GEN, alpha=0.0, **kwargs)
     with pytest.raises(ValueError, match=r"\(2B,\)"):
@@ -225,12 +253,12 @@ def test_soft_intro_encoder_loss_rejects_bad_input():
 
 
 def test_soft_intro_decoder_loss_hand_computed():
-    # scale 0.5, gamma 1, gamma_r 0.1, beta_rec 1, beta_kl 2; reg_gen = _REG_GEN, rec_regen = _REC_GEN:
+    # scale 0.5, gamma 1, gamma_r 0.1, beta_rec 1, beta_kl 2; reg_gen = 2 * _REG_GEN, rec_regen = _REC_GEN:
     #   loss_0 = 0.5 * (1 + 1 * 0.5 * 2 * (0 + 0.5) + 0.1 * 0.5 * 1 * (1 + 2)) = 0.5 * 1.65 = 0.825
     #   loss_1 = 0.5 * (2 + 1 * 0.5 * 2 * (1 + 0)   + 0.1 * 0.5 * 1 * (0 + 1)) = 0.5 * 3.05 = 1.525
-    loss = obj.soft_intro_decoder_loss(_REC_REAL, _REG_GEN, _REC_GEN, scale=0.5, gamma=1.0, gamma_r=0.1,
-                                       beta_rec=1.0, beta_kl=2.0)
+    loss = obj.soft_intro_decoder_loss(_REC_REAL, 2.0 * _REG_GEN, _REC_GEN, scale=0.5, gamma=1.0, gamma_r=0.1,
+                                       beta_rec=1.0)
     torch.testing.assert_close(loss, torch.tensor([0.825, 1.525], dtype=torch.float64))
     with pytest.raises(ValueError, match="reg_gen"):
         obj.soft_intro_decoder_loss(_REC_REAL, _REG_GEN[:3], _REC_GEN, scale=0.5, gamma=1.0, gamma_r=0.1,
-                                    beta_rec=1.0, beta_kl=2.0)
+                                    beta_rec=1.0)

@@ -6,9 +6,16 @@
   32-32-64-64 channels, FC 256, heads for mu and logvar; the decoder mirrors it with transposed
   convolutions. About 0.77M parameters at L=10 for one channel.
 - ``residual``: the Soft-Intro-VAE image model (Daniel & Tamar 2021, reference code
-  ``train_soft_intro_vae.py``): residual blocks with BatchNorm and LeakyReLU(0.2), average-pool
-  downsampling, nearest-neighbour upsampling, channels 64-128-256-512 at 64x64 and one more
-  512 stage per doubling of the image size. About 17M parameters at 64x64.
+  taldatech/soft-intro-vae-pytorch, ``train_soft_intro_vae.py``): residual blocks with BatchNorm
+  and LeakyReLU(0.2), average-pool downsampling, nearest-neighbour upsampling, channels
+  64-128-256-512 at 64x64 and one more 512 stage per doubling of the image size. About 17M
+  parameters at 64x64.
+- ``residual_report``: the report code's version of that model (meffmadd/intro-tc-vae,
+  ``models.py``, ``arch="res"``, its default on both data sets): each block normalises the second
+  convolution before adding the identity instead of after, the input stem's BatchNorm has eps
+  1e-4, and the decoder's first layer is followed by LeakyReLU(0.2) instead of ReLU. Its decoder
+  ends in a sigmoid; here the decoder returns the logits (Bernoulli) as for every model, which is
+  the same likelihood (docs/objectives.md).
 
 Both map an image (B, C, H, W) to (mu, logvar), each (B, L), and a code (B, L) back to the raw
 decoder output (B, C, H, W): Bernoulli logits or the Gaussian mean, as the objective decides.
@@ -17,7 +24,7 @@ decoder output (B, C, H, W): Bernoulli logits or the Gaussian mean, as the objec
 import torch
 from torch import nn
 
-ARCHS = ("standard", "residual")
+ARCHS = ("standard", "residual", "residual_report")
 
 
 # --- standard: Burgess et al. 2018 / disentanglement_lib ------------------------------------------
@@ -48,10 +55,12 @@ def _standard(channels: int, image_size: int, latent_dim: int) -> tuple[nn.Modul
 # --- residual: Soft-Intro-VAE (Daniel & Tamar 2021) -----------------------------------------------
 class ResidualBlock(nn.Module):
     """conv3x3-BN-LReLU-conv3x3, plus the identity (a 1x1 conv when the width changes), then
-    BN-LReLU after the sum, as in the Soft-Intro-VAE reference model."""
+    LReLU. ``norm_sum``: BN on the sum, as in the Soft-Intro-VAE reference model; otherwise BN on
+    the second convolution before the sum, as in the report's code."""
 
-    def __init__(self, c_in: int, c_out: int):
+    def __init__(self, c_in: int, c_out: int, *, norm_sum: bool = True):
         super().__init__()
+        self.norm_sum = norm_sum
         self.skip = nn.Conv2d(c_in, c_out, 1, bias=False) if c_in != c_out else nn.Identity()
         self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(c_out)
@@ -61,7 +70,9 @@ class ResidualBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.act(self.bn1(self.conv1(x)))
-        return self.act(self.bn2(self.conv2(y) + self.skip(x)))
+        if self.norm_sum:
+            return self.act(self.bn2(self.conv2(y) + self.skip(x)))
+        return self.act(self.bn2(self.conv2(y)) + self.skip(x))
 
 
 def _residual_widths(image_size: int) -> list[int]:
@@ -74,25 +85,34 @@ def _residual_widths(image_size: int) -> list[int]:
     return [min(64 * 2**i, 512) for i in range(stages)]
 
 
-def _residual(channels: int, image_size: int, latent_dim: int) -> tuple[nn.Module, nn.Module]:
+def _residual(channels: int, image_size: int, latent_dim: int, *, report: bool = False) -> tuple[nn.Module, nn.Module]:
     widths = _residual_widths(image_size)
-    enc = [nn.Conv2d(channels, widths[0], 5, padding=2, bias=False), nn.BatchNorm2d(widths[0]),
-           nn.LeakyReLU(0.2), nn.AvgPool2d(2)]
-    for c_in, c_out in zip(widths[:-1], widths[1:]):
-        enc += [ResidualBlock(c_in, c_out), nn.AvgPool2d(2)]
-    top = widths[-1]
-    enc += [ResidualBlock(top, top), nn.Flatten(), nn.Linear(top * 4 * 4, 2 * latent_dim)]
 
-    dec = [nn.Linear(latent_dim, top * 4 * 4), nn.ReLU(), nn.Unflatten(1, (top, 4, 4))]
+    def block(c_in: int, c_out: int) -> ResidualBlock:
+        return ResidualBlock(c_in, c_out, norm_sum=not report)
+
+    stem_norm = nn.BatchNorm2d(widths[0], eps=1e-4 if report else 1e-5)
+    enc = [nn.Conv2d(channels, widths[0], 5, padding=2, bias=False), stem_norm, nn.LeakyReLU(0.2), nn.AvgPool2d(2)]
+    for c_in, c_out in zip(widths[:-1], widths[1:]):
+        enc += [block(c_in, c_out), nn.AvgPool2d(2)]
+    top = widths[-1]
+    enc += [block(top, top), nn.Flatten(), nn.Linear(top * 4 * 4, 2 * latent_dim)]
+
+    dec = [nn.Linear(latent_dim, top * 4 * 4), nn.LeakyReLU(0.2) if report else nn.ReLU(),
+           nn.Unflatten(1, (top, 4, 4))]
     c_in = top
     for c_out in reversed(widths):  # 4x4 -> image_size
-        dec += [ResidualBlock(c_in, c_out), nn.Upsample(scale_factor=2, mode="nearest")]
+        dec += [block(c_in, c_out), nn.Upsample(scale_factor=2, mode="nearest")]
         c_in = c_out
-    dec += [ResidualBlock(c_in, c_in), nn.Conv2d(c_in, channels, 5, padding=2)]
+    dec += [block(c_in, c_in), nn.Conv2d(c_in, channels, 5, padding=2)]
     return nn.Sequential(*enc), nn.Sequential(*dec)
 
 
-_BUILDERS = {"standard": _standard, "residual": _residual}
+def _residual_report(channels: int, image_size: int, latent_dim: int) -> tuple[nn.Module, nn.Module]:
+    return _residual(channels, image_size, latent_dim, report=True)
+
+
+_BUILDERS = {"standard": _standard, "residual": _residual, "residual_report": _residual_report}
 
 
 # --- the model ------------------------------------------------------------------------------------
@@ -114,6 +134,9 @@ class VAE(nn.Module):
             raise ValueError(f"latent_dim must be >= 1; got {latent_dim}")
         self.arch, self.channels, self.image_size, self.latent_dim = arch, channels, image_size, latent_dim
         self.encoder, self.decoder = _BUILDERS[arch](channels, image_size, latent_dim)
+        # In training mode BatchNorm normalises each image by the statistics of its batch: then
+        # batches of different distributions must not be pooled into one pass (trainer).
+        self.batch_dependent = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.modules())
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, C, H, W) -> (mu, logvar), each (B, L)."""

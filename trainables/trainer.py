@@ -49,7 +49,9 @@ class TrainConfig:
     mi_weight: float = 1.0  # TC variants only
     tc_weight: float = 6.0  # TC variants only; Chen et al. 2018 use 6 on dSprites
     dwkl_weight: float = 1.0  # TC variants only
-    tc_estimator: str = "mss"  # "mss" (unbiased) or "mws" (Chen et al. 2018; biased by log N per density)
+    tc_estimator: str = "mss"  # "mss" (unbiased), "mws" (biased by log N per density), "mss_report" (the report's)
+    loss_form: str = "decomposed"  # "decomposed" (beta * (MI + b TC + DWKL)) or "report" (its code's losses)
+    rec_reduction: str = "sum"  # "sum" over pixels (nats) or "mean" (one reading of the report's code; "report" only)
     seed: int = 0
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
     amp: bool = True  # bf16 autocast on CUDA; ignored on CPU
@@ -60,7 +62,13 @@ class TrainConfig:
     def __post_init__(self) -> None:
         checks = [
             (self.variant in VARIANTS, f"variant {self.variant!r} is unknown: use one of {', '.join(VARIANTS)}"),
-            (self.tc_estimator in ("mws", "mss"), f"tc_estimator {self.tc_estimator!r} is unknown: use 'mws' or 'mss'"),
+            (self.tc_estimator in obj.ESTIMATORS,
+             f"tc_estimator {self.tc_estimator!r} is unknown: use one of {', '.join(obj.ESTIMATORS)}"),
+            (self.loss_form in obj.LOSS_FORMS,
+             f"loss_form {self.loss_form!r} is unknown: use one of {', '.join(obj.LOSS_FORMS)}"),
+            (self.rec_reduction in ("sum", "mean"), f"rec_reduction {self.rec_reduction!r} is unknown: use sum or mean"),
+            (self.rec_reduction == "sum" or self.loss_form == "report",
+             "rec_reduction='mean' reads the report's code: it needs loss_form='report'"),
             (self.latent_dim >= 1, f"latent_dim must be >= 1, got {self.latent_dim}"),
             (self.epochs >= 0, f"epochs must be >= 0, got {self.epochs}"),
             (self.batch_size >= 2, f"batch_size must be >= 2 (the TC estimators need pairs), got {self.batch_size}"),
@@ -132,6 +140,10 @@ class Trainer:
         self.images = torch.from_numpy(np.ascontiguousarray(self.dataset.images)).to(self.device)
         self.order_rng = torch.Generator().manual_seed(config.seed)  # data order, separate from noise
         self.scale = 1.0 / (c * h * w)  # Soft-Intro's s = 1/(C*H*W)
+        # The report's code also scales the beta-VAE losses by s, and may average its real-image
+        # reconstruction over pixels (docs/objectives.md, "The report's code").
+        self.loss_scale = self.scale if config.loss_form == "report" else 1.0
+        self.rec_unit = self.scale if config.rec_reduction == "mean" else 1.0
         self.use_amp = config.amp and self.device.type == "cuda"
         self.epoch = 0
         self.step = 0
@@ -140,63 +152,104 @@ class Trainer:
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp)
 
-    def _regulariser(self, z, mu, logvar) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """KL, or the weighted MI + TC + dimension-wise KL for the TC variants; (B,) plus its parts."""
+    def _terms(self, z, mu, logvar) -> dict[str, torch.Tensor]:
+        """KL, and for the TC variants the estimated MI, TC and dimension-wise KL; each (B,)."""
         cfg = self.config
-        return obj.regulariser(
-            z, mu, logvar, decomposed=cfg.decomposed, dataset_size=len(self.images), estimator=cfg.tc_estimator,
-            mi_weight=cfg.mi_weight, tc_weight=cfg.tc_weight, dwkl_weight=cfg.dwkl_weight,
-        )
+        return obj.regulariser_terms(z, mu, logvar, decomposed=cfg.decomposed, dataset_size=len(self.images),
+                                     estimator=cfg.tc_estimator)
+
+    def _weighted(self, terms: dict[str, torch.Tensor], beta: float) -> torch.Tensor:
+        """W(beta): one ELBO's regulariser with its weight, in the configured loss form; (B,)."""
+        cfg = self.config
+        return obj.weighted_regulariser(terms, beta, form=cfg.loss_form, mi_weight=cfg.mi_weight,
+                                        tc_weight=cfg.tc_weight, dwkl_weight=cfg.dwkl_weight)
+
+    def _rec(self, x, out) -> torch.Tensor:
+        """R(x, out) per image, (B,), in nats (summed over pixels)."""
+        return obj.reconstruction_loss(x, out, self.dataset.likelihood)
+
+    def _sample(self, mu, logvar):
+        return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
 
     def _encode(self, x):
         """Encoder mean, log-variance and a reparameterised sample, in float32 for the losses."""
         with self._autocast():
             mu, logvar = self.model.encode(x)
-        mu, logvar = mu.float(), logvar.float()
-        return mu, logvar, mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        mu, logvar = mu.to(x.dtype), logvar.to(x.dtype)
+        return mu, logvar, self._sample(mu, logvar)
 
     def _decode(self, z):
         with self._autocast():
-            return self.model.decode(z).float()
+            return self.model.decode(z).to(z.dtype)
 
     def _as_image(self, out):
         """Decoder output -> image space, to feed generated images back to the encoder."""
         return torch.sigmoid(out) if self.dataset.likelihood == "bernoulli" else out
 
+    def _encode_each(self, batches: list[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """(mu, logvar, z) of each batch. A model with batch-dependent layers (BatchNorm) sees each
+        batch in a pass of its own, in order, as the reference code runs them: one pass over their
+        concatenation would normalise reconstructions and prior samples by pooled statistics.
+        Without such layers the single pass is the same computation, and faster. Either way the
+        noise is drawn batch by batch, so both paths use the same random numbers."""
+        if self.model.batch_dependent:
+            return [self._encode(x) for x in batches]
+        with self._autocast():
+            mu, logvar = self.model.encode(torch.cat(batches))
+        sizes, dtype = [len(x) for x in batches], batches[0].dtype
+        pairs = zip(mu.to(dtype).split(sizes), logvar.to(dtype).split(sizes))
+        return [(m, lv, self._sample(m, lv)) for m, lv in pairs]
+
+    def _decode_each(self, codes: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The decoder output of each batch of codes; separate passes as in `_encode_each`."""
+        if self.model.batch_dependent:
+            return [self._decode(z) for z in codes]
+        return list(self._decode(torch.cat(codes)).split([len(z) for z in codes]))
+
+    def _generated_terms(self, generated: list[torch.Tensor], beta: float, *, detach_codes: bool):
+        """Encode each batch of generated images [rec, fake], sample and decode again. Returns
+        R(g, D(E(g))) with the image g as a constant target, W(beta) of their posteriors (the TC
+        estimated within each batch: they are two different distributions) and their KL; each
+        (2B,) ordered [rec..., fake...]. `detach_codes` cuts the re-decoding off the encoder."""
+        posteriors = self._encode_each(generated)
+        terms = [self._terms(z, mu, logvar) for mu, logvar, z in posteriors]
+        outs = self._decode_each([z.detach() if detach_codes else z for _, _, z in posteriors])
+        rec = torch.cat([self._rec(g.detach(), out) for g, out in zip(generated, outs)])
+        reg = torch.cat([self._weighted(t, beta) for t in terms])
+        return rec, reg, torch.cat([t["kl"] for t in terms])
+
     def _beta_step(self, x) -> dict[str, torch.Tensor]:
         cfg = self.config
         mu, logvar, z = self._encode(x)
-        rec = obj.reconstruction_loss(x, self._decode(z), self.dataset.likelihood)
-        reg, parts = self._regulariser(z, mu, logvar)
-        loss = obj.beta_vae_loss(rec, reg, beta_rec=cfg.beta_rec, beta_kl=cfg.beta_kl).mean()
+        rec = self._rec(x, self._decode(z))
+        terms = self._terms(z, mu, logvar)
+        loss = obj.beta_vae_loss(rec * self.rec_unit, self._weighted(terms, cfg.beta_kl), beta_rec=cfg.beta_rec,
+                                 scale=self.loss_scale).mean()
         self.opt_e.zero_grad(set_to_none=True)
         self.opt_d.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_e.step()
         self.opt_d.step()
-        return {"loss": loss, "rec_loss": rec.mean(), **{k: v.mean() for k, v in parts.items()}}
+        return {"loss": loss, "rec_loss": rec.mean(), **{k: v.mean() for k, v in terms.items()}}
 
     def _soft_intro_step(self, x) -> dict[str, torch.Tensor]:
-        """One encoder step then one decoder step (report eqs. (3)/(4); (5)/(6) with the TC regulariser)."""
+        """One encoder step then one decoder step (report eqs. (3)/(4); (5)/(6) with the TC
+        regulariser), with the reference code's passes in its order (it matters for BatchNorm)."""
         cfg, b = self.config, x.shape[0]
-        weights = dict(beta_rec=cfg.beta_rec, beta_kl=cfg.beta_kl)
-        z_p = torch.randn(b, cfg.latent_dim, device=x.device)  # one noise batch serves both steps
+        z_p = torch.randn(b, cfg.latent_dim, device=x.device, dtype=x.dtype)  # one noise batch serves both steps
 
         # Encoder step: the decoder is a frozen function (gradients pass through, no update).
         self.model.decoder.requires_grad_(False)
+        fake = self._decode(z_p)
         mu, logvar, z = self._encode(x)
         out = self._decode(z)
-        rec_real = obj.reconstruction_loss(x, out, self.dataset.likelihood)
-        reg_real, parts = self._regulariser(z, mu, logvar)
-        with torch.no_grad():
-            generated = torch.cat([self._as_image(out), self._as_image(self._decode(z_p))])  # (2B, C, H, W)
-        mu_g, logvar_g, z_g = self._encode(generated)  # one batched pass for rec and fake
-        rec_gen = obj.reconstruction_loss(generated, self._decode(z_g), self.dataset.likelihood)
-        reg_gen = self._halves_regulariser(z_g, mu_g, logvar_g)
+        rec_real = self._rec(x, out)
+        terms = self._terms(z, mu, logvar)
+        generated = [self._as_image(out).detach(), self._as_image(fake).detach()]
+        rec_gen, reg_gen, _ = self._generated_terms(generated, cfg.beta_neg, detach_codes=False)
         loss_e, exp_elbo = obj.soft_intro_encoder_loss(
-            rec_real, reg_real, rec_gen, reg_gen,
-            scale=self.scale, alpha=cfg.alpha, beta_neg=cfg.beta_neg, **weights,
-        )
+            rec_real * self.rec_unit, self._weighted(terms, cfg.beta_kl), rec_gen, reg_gen,
+            scale=self.scale, alpha=cfg.alpha, beta_rec=cfg.beta_rec)
         loss_e = loss_e.mean()
         self.opt_e.zero_grad(set_to_none=True)
         loss_e.backward()
@@ -205,39 +258,31 @@ class Trainer:
 
         # Decoder step: the encoder is frozen; its latents are detached.
         self.model.encoder.requires_grad_(False)
+        fake = self._decode(z_p)
         out = self._decode(z.detach())
-        rec_real_d = obj.reconstruction_loss(x, out, self.dataset.likelihood)
-        generated = torch.cat([self._as_image(out), self._as_image(self._decode(z_p))])
-        mu_g, logvar_g, z_g = self._encode(generated)
-        reg_gen_d = self._halves_regulariser(z_g, mu_g, logvar_g)
-        rec_regen = obj.reconstruction_loss(generated.detach(), self._decode(z_g.detach()), self.dataset.likelihood)
+        rec_real_d = self._rec(x, out)
+        generated = [self._as_image(out), self._as_image(fake)]
+        rec_regen, reg_gen_d, kl_gen = self._generated_terms(generated, cfg.beta_kl, detach_codes=True)
         loss_d = obj.soft_intro_decoder_loss(
-            rec_real_d, reg_gen_d, rec_regen, scale=self.scale, gamma=cfg.gamma, gamma_r=cfg.gamma_r, **weights,
-        ).mean()
+            rec_real_d * self.rec_unit, reg_gen_d, rec_regen * self.rec_unit,
+            scale=self.scale, gamma=cfg.gamma, gamma_r=cfg.gamma_r, beta_rec=cfg.beta_rec).mean()
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         self.opt_d.step()
         self.model.encoder.requires_grad_(True)
 
-        kl_fake = obj.kl_divergence(mu_g[b:], logvar_g[b:]).detach().mean()
-        kl_real = parts["kl"].detach().mean()
+        kl_fake = kl_gen[b:].detach().mean()
         return {
             "loss": loss_e.detach() + loss_d.detach(),
             "loss_encoder": loss_e.detach(),
             "loss_decoder": loss_d.detach(),
             "rec_loss": rec_real.detach().mean(),
-            **{k: v.detach().mean() for k, v in parts.items()},
-            "exp_elbo_rec": exp_elbo[:b].detach().mean(),
-            "exp_elbo_fake": exp_elbo[b:].detach().mean(),
+            **{k: v.detach().mean() for k, v in terms.items()},
+            "exp_elbo_rec": exp_elbo[:b].mean(),
+            "exp_elbo_fake": exp_elbo[b:].mean(),
             "kl_fake": kl_fake,
-            "kl_fake_minus_real": kl_fake - kl_real,
+            "kl_fake_minus_real": kl_fake - terms["kl"].detach().mean(),
         }
-
-    def _halves_regulariser(self, z, mu, logvar) -> torch.Tensor:
-        """The regulariser of [rec; fake], with the TC estimate taken within each half: they are
-        two different distributions, and one minibatch estimate across both would mix them."""
-        b = z.shape[0] // 2
-        return torch.cat([self._regulariser(z[s], mu[s], logvar[s])[0] for s in (slice(0, b), slice(b, None))])
 
     # --- the loop -------------------------------------------------------------------------------
     def train_epoch(self) -> dict[str, float]:
