@@ -27,9 +27,7 @@ from bench_report_estimator import paper_config  # bench/ is the script's folder
 from trainables.data import load_dataset
 from trainables.metrics.evaluate import evaluate
 from trainables.trainer import Trainer
-
-VARIANTS = ("beta_vae", "beta_tcvae", "sintro", "sintro_tc")
-
+from trainables.vocabulary import VARIANT_NAMES
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -45,7 +43,7 @@ def main() -> None:
              "the `fast` preset.", "",
              "| variant | rec_reduction | rec_loss (nats/image) | KL | active latents | MIG | beta-VAE score | s |",
              "|---|---|---|---|---|---|---|---|"]
-    for variant in VARIANTS:
+    for variant in VARIANT_NAMES:
         for reduction in ("sum", "mean"):
             start = time.perf_counter()
             trainer = Trainer(paper_config(variant, rec_reduction=reduction, epochs=args.epochs, seed=0), data)

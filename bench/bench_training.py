@@ -35,7 +35,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from trainables.data import load_dataset
-from trainables.trainer import VARIANTS, TrainConfig, Trainer
+from trainables.trainer import TrainConfig, Trainer
+from trainables.vocabulary import VARIANT_NAMES
 
 
 class OpCounter(TorchDispatchMode):
@@ -175,7 +176,7 @@ if __name__ == "__main__":
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", default="1,2", help="CPU thread counts, each measured (ignored on CUDA)")
     parser.add_argument("--archs", default="standard,residual")
-    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--variants", default=",".join(VARIANT_NAMES))
     parser.add_argument("--no-amp", action="store_true", help="CUDA: float32 instead of the trainer's bf16 autocast")
     parser.add_argument("--out", default="docs/bench/training.md")
     args = parser.parse_args()

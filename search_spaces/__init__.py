@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from search_spaces.spaces import SPACES, VARIANTS, Space, dataset_of, enqueue
+from search_spaces.spaces import SPACES, Space, dataset_of, enqueue
 
-__all__ = ["SPACES", "VARIANTS", "Space", "dataset_of", "enqueue", "fixed_points", "get_space", "is_fixed_design"]
+__all__ = ["SPACES", "Space", "dataset_of", "enqueue", "fixed_points", "get_space", "is_fixed_design"]
 
 
 def get_space(name: str) -> Space:

@@ -24,9 +24,8 @@ from typing import Any
 
 import optuna
 
-# The variant names of trainables.trainer.VARIANTS, spelled out so this module stays importable
-# without torch (the launcher validates a space before it starts anything heavy).
-VARIANTS = ("beta_vae", "beta_tcvae", "sintro", "sintro_tc")
+from trainables.vocabulary import VARIANT_NAMES as VARIANTS
+
 
 Space = Callable[[optuna.Trial], "dict[str, Any] | None"]
 

@@ -21,6 +21,7 @@ from sklearn.metrics import mutual_info_score
 from trainables.metrics import (compute_beta_vae, compute_dci, compute_explicitness, compute_factor_vae,
                                 compute_mig, compute_modularity, compute_sap)
 from trainables.metrics import dci, factor_vae, mig, modularity, sap, unsupervised, utils
+from trainables.vocabulary import metric_keys
 from trainables.metrics.evaluate import PRESETS, evaluate, metric_rng
 
 SIZES = (3, 6, 4, 10, 10)  # dsprites_small's grid
@@ -303,6 +304,7 @@ MINI = {
     "dci": dict(num_train=200, num_test=100, n_estimators=5),
     "sap": dict(num_train=200, num_test=100),
     "unsupervised": dict(num_images=200, num_reconstructions=50),
+    "samples": dict(num_samples=50),
 }
 
 
@@ -319,9 +321,7 @@ def small_data():
 
 
 def _expected_keys(latent_dim: int) -> set[str]:
-    return {"beta_vae", "factor_vae", "mig", "modularity", "explicitness", "dci_disentanglement",
-            "dci_completeness", "dci_informativeness", "sap", "mse", "psnr", "active_units", "kl_total",
-            "gaussian_tc"} | {f"kl_dim_{i:02d}" for i in range(latent_dim)}
+    return set(metric_keys(has_factors=True, latent_dim=latent_dim))
 
 
 def test_evaluate_fast_preset_on_dsprites_small(small_data):
@@ -395,7 +395,30 @@ def test_evaluate_without_factors_gives_the_unsupervised_measures_only():
     torch.manual_seed(0)
     model = VAE(arch="residual", channels=3, image_size=16, latent_dim=4)
     out = evaluate(model, data, preset="full", seed=0)  # 40 images: the counts cap at the data set
-    expected = {"mse", "psnr", "active_units", "kl_total", "gaussian_tc"} | {f"kl_dim_{i:02d}" for i in range(4)}
-    assert set(out) == expected
+    assert set(out) == set(metric_keys(has_factors=False, latent_dim=4))
     assert all(math.isfinite(v) for v in out.values())
     assert 0.0 < out["mse"] < 1.0
+
+
+@pytest.mark.parametrize(("bias", "with_output", "mean_pixel"), [(-20.0, 0.0, 0.0), (20.0, 1.0, 1.0)])
+def test_samples_measures_of_a_blank_and_a_full_decoder(bias, with_output, mean_pixel):
+    """A decoder that ignores its code and paints every pixel at sigmoid(bias): blank or white."""
+    from trainables.data import load_dataset
+    from trainables.models import VAE
+
+    model = VAE(arch="standard", channels=1, image_size=64, latent_dim=4)
+    last = model.decoder[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.fill_(bias)
+    out = evaluate(model, load_dataset("dsprites_small"), preset={"samples": dict(num_samples=20)}, seed=0)
+    assert out == pytest.approx({"samples_std1_with_output": with_output, "samples_std1_mean_pixel": mean_pixel,
+                                 "samples_std3_with_output": with_output, "samples_std3_mean_pixel": mean_pixel},
+                                abs=1e-6)
+
+
+def test_samples_measures_count_lit_decodes():
+    from trainables.metrics import samples
+
+    out = samples._compute_samples(np.array([True, False, False, True]), np.array([0.1, 0.0, 0.0, 0.3]), 3)
+    assert out == {"samples_std3_with_output": 0.5, "samples_std3_mean_pixel": pytest.approx(0.1)}

@@ -22,7 +22,8 @@ from study import launch
 from study.presets import PRESETS
 from study.progress import ProgressLine
 from study.searcher import StudySearch
-from trainables.trainable import metric_keys, split_config
+from trainables.trainable import split_config
+from trainables.vocabulary import metric_keys
 
 REPO = Path(__file__).resolve().parents[1]
 OBJECTIVE_KEYS = ("mig", "rec_loss")
@@ -90,7 +91,7 @@ def test_compare_smoke_study_completes_with_every_trial_and_key(compare_study):
         config = json.loads((folder / "params.json").read_text())
         assert {"variant", "seed", "config_group", "optuna_number", "dataset", "epochs"} <= set(config)
         rows = results_of(folder)
-        expected = set(OBJECTIVE_KEYS) | set(PER_RESULT_KEYS) | set(metric_keys(True, config["latent_dim"]))
+        expected = set(OBJECTIVE_KEYS) | set(PER_RESULT_KEYS) | set(metric_keys(has_factors=True, latent_dim=config["latent_dim"]))
         for row in rows:
             assert expected <= set(row), f"{folder.name} misses {expected - set(row)}"
             assert all(math.isfinite(row[k]) for k in OBJECTIVE_KEYS)
@@ -183,7 +184,7 @@ def test_a_diverged_trial_is_recorded_and_told_to_optuna_as_failed(local_ray, tm
             assert last["outcome"] == "diverged" and last["diverged_epoch"] == 1
             assert "non-finite loss" in last["error"]
             assert last["mig"] == 0.0 and last["rec_loss"] == 1e9  # finite sentinels
-            keys = set(OBJECTIVE_KEYS) | set(PER_RESULT_KEYS) | set(metric_keys(True, 6))
+            keys = set(OBJECTIVE_KEYS) | set(PER_RESULT_KEYS) | set(metric_keys(has_factors=True, latent_dim=6))
             assert keys <= set(last)
             # the retry (max_failures=1) saw the diverged marker, repeated that result and trained no more
             assert [r["outcome"] for r in rows].count("running") == 0

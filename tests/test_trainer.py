@@ -1,6 +1,7 @@
 """The trainer on real dSprites images: learning, exact resume, real divergence, gradient routing."""
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -8,7 +9,8 @@ import torch
 from PIL import Image
 
 from trainables.data import load_dataset
-from trainables.trainer import VARIANTS, Diverged, TrainConfig, Trainer
+from trainables.trainer import Diverged, TrainConfig, Trainer
+from trainables.vocabulary import VARIANT_NAMES as VARIANTS
 
 
 @pytest.fixture(scope="module")
@@ -100,9 +102,13 @@ def test_soft_intro_gradients_reach_only_the_stepped_network(small_data):
 def test_images_are_written_as_png_grids(small_data, tmp_path):
     trainer = Trainer(config("beta_vae", latent_dim=6), small_data)
     paths = trainer.save_images(tmp_path)
-    assert sorted(p.name for p in paths) == ["recon.png", "samples_std1.png", "samples_std3.png", "traversals.png"]
+    assert sorted(p.name for p in paths) == ["recon.png", "samples_std1.png", "samples_std3.png", "traversals.json",
+                                             "traversals.png"]
     traversal = np.asarray(Image.open(tmp_path / "traversals.png"))
     assert traversal.shape == (6 * 66 + 2, 9 * 66 + 2)  # 6 latents x 9 steps of 64 px with 2 px padding
+    info = json.loads((tmp_path / "traversals.json").read_text())
+    assert sorted(info["latents"]) == list(range(6)) and info["kl"] == sorted(info["kl"], reverse=True)
+    assert info["values"][0] == -2.5 and info["values"][-1] == 2.5 and len(info["values"]) == 9
     recon = np.asarray(Image.open(tmp_path / "recon.png"))
     assert recon.shape == (2 * 66 + 2, 8 * 66 + 2) and recon.max() == 255
 

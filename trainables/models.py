@@ -24,7 +24,7 @@ decoder output (B, C, H, W): Bernoulli logits or the Gaussian mean, as the objec
 import torch
 from torch import nn
 
-ARCHS = ("standard", "residual", "residual_report")
+from trainables.vocabulary import ARCHS
 
 
 # --- standard: Burgess et al. 2018 / disentanglement_lib ------------------------------------------

@@ -40,25 +40,13 @@ from ray import tune
 from trainables.data import Dataset, load_dataset
 from trainables.metrics.evaluate import evaluate
 from trainables.trainer import Diverged, TrainConfig, Trainer
-
-# Keys of a trial's config that are not TrainConfig fields; anything else is a typo and fails.
-TRIAL_KEYS = {
-    "metrics_every": 1,  # fast metrics every k epochs (and always after epoch 1)
-    "final_metrics": "full",  # evaluate() preset after the last epoch
-    "train_images": 0,  # 0: all images; n: a fixed random subset of n images (smoke runs)
-    "objectives": [["mig", "max"], ["rec_loss", "min"]],  # [metric, "max" | "min"], for the sentinels
-    "config_group": None,  # the Optuna trial number of the first seed of this configuration
-    "optuna_number": None,  # this trial's number in the Optuna study
-}
+from trainables.vocabulary import (CHECKPOINT_FILE, DIVERGED_FILE, IMAGES_DIR, TRIAL_KEYS, TRIAL_STATE_FILE, Outcome,
+                                   metric_keys)
 
 # Finite stand-ins for the objectives of a diverged trial: the floor of every [0, 1] score, and a
 # reconstruction loss far above any real one (4096 pixels at chance cost about 2,839 nats).
 SENTINEL_MAX = 0.0
 SENTINEL_MIN = 1.0e9
-
-CHECKPOINT_FILE = "trainer.pt"
-STATE_FILE = "trial_state.json"  # last metrics, so a resumed trial keeps reporting every key
-DIVERGED_FILE = "diverged.json"
 
 
 class TrialDiverged(RuntimeError):
@@ -98,16 +86,17 @@ def train_vae(config: dict[str, Any]) -> None:
                     raise TrialDiverged(diverged["message"])
                 trainer = Trainer.from_checkpoint(folder / CHECKPOINT_FILE, train_data, epochs=train_cfg.epochs,
                                                   device=train_cfg.device)
-                state = json.loads((folder / STATE_FILE).read_text())
+                state = json.loads((folder / TRIAL_STATE_FILE).read_text())
         else:
             trainer = Trainer(train_cfg, train_data)
         # After the model exists: the key list grows with latent_dim, and a model too large to
         # allocate must fail at once with the allocator's error, not after building it.
-        state["keys"] = state.get("keys") or metric_keys(full.factors is not None, train_cfg.latent_dim)
+        state["keys"] = state.get("keys") or metric_keys(has_factors=full.factors is not None,
+                                                           latent_dim=train_cfg.latent_dim)
     except TrialDiverged:
         raise
     except Exception as exc:
-        _report_failure("error", exc, objectives, state, info, epoch=0)
+        _report_failure(Outcome.ERROR, exc, objectives, state, info, epoch=0)
         raise
 
     if trainer.epoch >= train_cfg.epochs and "result" in state:
@@ -126,24 +115,24 @@ def train_vae(config: dict[str, Any]) -> None:
                 state["metrics"] = _evaluate(trainer, full, preset)
                 state["metrics_epoch"] = epoch
         except Diverged as exc:
-            _report_failure("diverged", exc, objectives, state, info, epoch=exc.epoch)
+            _report_failure(Outcome.DIVERGED, exc, objectives, state, info, epoch=exc.epoch)
             raise TrialDiverged(str(exc)) from exc
         except Exception as exc:
-            _report_failure("error", exc, objectives, state, info, epoch=trainer.epoch)
+            _report_failure(Outcome.ERROR, exc, objectives, state, info, epoch=trainer.epoch)
             raise
         state["keys"] = sorted(set(state["keys"]) | set(losses) | set(state["metrics"]))
         result = {**losses, **state["metrics"], "epoch": epoch, "metrics_epoch": state["metrics_epoch"],
-                  "outcome": "completed" if last else "running", **info}
+                  "outcome": (Outcome.COMPLETED if last else Outcome.RUNNING).value, **info}
         with tempfile.TemporaryDirectory(prefix="vae-ckpt-") as folder:
             folder = Path(folder)
             trainer.save_checkpoint(folder / CHECKPOINT_FILE)
-            (folder / STATE_FILE).write_text(json.dumps({**state, "result": result}))
+            (folder / TRIAL_STATE_FILE).write_text(json.dumps({**state, "result": result}))
             if last:
-                trainer.save_images(folder / "images")
+                trainer.save_images(folder / IMAGES_DIR)
                 # Ray runs the trial in its own working directory and syncs it next to the trial's
                 # results (SyncConfig(sync_artifacts=True)); unless told not to change directory.
                 if os.environ.get("RAY_CHDIR_TO_TRIAL_DIR", "1") != "0":
-                    shutil.copytree(folder / "images", Path.cwd() / "images", dirs_exist_ok=True)
+                    shutil.copytree(folder / IMAGES_DIR, Path.cwd() / IMAGES_DIR, dirs_exist_ok=True)
             tune.report(result, checkpoint=tune.Checkpoint.from_directory(str(folder)))
 
 
@@ -167,27 +156,14 @@ def _evaluate(trainer: Trainer, dataset: Dataset, preset: str) -> dict[str, floa
     return {k: float(v) for k, v in metrics.items()}
 
 
-# The keys evaluate() returns (trainables/metrics/evaluate.py), so that a trial that fails before
-# its first evaluation still reports every metric key (as NaN). tests/test_study.py checks them.
-FACTOR_METRIC_KEYS = ("beta_vae", "factor_vae", "mig", "modularity", "explicitness", "dci_disentanglement",
-                      "dci_completeness", "dci_informativeness", "sap")
-
-
-def metric_keys(has_factors: bool, latent_dim: int) -> list[str]:
-    width = max(2, len(str(latent_dim - 1)))
-    unsupervised = ["mse", "psnr", "active_units", "kl_total", "gaussian_tc",
-                    *(f"kl_dim_{l:0{width}d}" for l in range(latent_dim))]
-    return [*(FACTOR_METRIC_KEYS if has_factors else ()), *unsupervised]
-
-
-def _report_failure(outcome: str, exc: BaseException, objectives, state, info, *, epoch: int) -> None:
+def _report_failure(outcome: Outcome, exc: BaseException, objectives, state, info, *, epoch: int) -> None:
     """The last result of a failed trial: every key, finite sentinels for the objectives."""
     message = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
     result: dict[str, Any] = {k: math.nan for k in [*state.get("keys", []), *state["metrics"]]}
     for metric, mode in objectives:
         result[metric] = SENTINEL_MAX if mode == "max" else SENTINEL_MIN
-    result.update(epoch=epoch, metrics_epoch=state["metrics_epoch"], outcome=outcome, error=message, **info)
-    if outcome == "diverged":
+    result.update(epoch=epoch, metrics_epoch=state["metrics_epoch"], outcome=outcome.value, error=message, **info)
+    if outcome is Outcome.DIVERGED:
         result["diverged_epoch"] = epoch
         with tempfile.TemporaryDirectory(prefix="vae-ckpt-") as folder:
             Path(folder, DIVERGED_FILE).write_text(json.dumps({"epoch": epoch, "message": message, "result": result}))

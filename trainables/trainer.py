@@ -12,26 +12,26 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
+import json
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from trainables import objectives as obj
+from trainables import vocabulary as vocab
 from trainables.data import Dataset, DatasetError, load_dataset
 from trainables.models import VAE
-
-VARIANTS = ("beta_vae", "beta_tcvae", "sintro", "sintro_tc")
+from trainables.storage import atomic_path, write_atomic
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    variant: str = "beta_vae"  # one of VARIANTS
+    variant: str = "beta_vae"  # one of vocabulary.VARIANT_NAMES
     dataset: str = "dsprites_small"
     data_root: str | None = None  # dSprites npz file / Ukiyo-e folder; None = rendered dSprites
     arch: str | None = None  # None: "standard" for dSprites, "residual" for Ukiyo-e
@@ -61,12 +61,18 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         checks = [
-            (self.variant in VARIANTS, f"variant {self.variant!r} is unknown: use one of {', '.join(VARIANTS)}"),
-            (self.tc_estimator in obj.ESTIMATORS,
-             f"tc_estimator {self.tc_estimator!r} is unknown: use one of {', '.join(obj.ESTIMATORS)}"),
-            (self.loss_form in obj.LOSS_FORMS,
-             f"loss_form {self.loss_form!r} is unknown: use one of {', '.join(obj.LOSS_FORMS)}"),
-            (self.rec_reduction in ("sum", "mean"), f"rec_reduction {self.rec_reduction!r} is unknown: use sum or mean"),
+            (self.variant in vocab.VARIANT_NAMES,
+             f"variant {self.variant!r} is unknown: use one of {', '.join(vocab.VARIANT_NAMES)}"),
+            (self.tc_estimator in vocab.TC_ESTIMATORS,
+             f"tc_estimator {self.tc_estimator!r} is unknown: use one of {', '.join(vocab.TC_ESTIMATORS)}"),
+            (self.loss_form in vocab.LOSS_FORMS,
+             f"loss_form {self.loss_form!r} is unknown: use one of {', '.join(vocab.LOSS_FORMS)}"),
+            (self.rec_reduction in vocab.REC_REDUCTIONS,
+             f"rec_reduction {self.rec_reduction!r} is unknown: use one of {', '.join(vocab.REC_REDUCTIONS)}"),
+            (self.arch is None or self.arch in vocab.ARCHS,
+             f"arch {self.arch!r} is unknown: use one of {', '.join(vocab.ARCHS)}"),
+            (self.dataset in vocab.DATASETS,
+             f"dataset {self.dataset!r} is unknown: use one of {', '.join(vocab.DATASETS)}"),
             (self.rec_reduction == "sum" or self.loss_form == "report",
              "rec_reduction='mean' reads the report's code: it needs loss_form='report'"),
             (self.latent_dim >= 1, f"latent_dim must be >= 1, got {self.latent_dim}"),
@@ -81,11 +87,11 @@ class TrainConfig:
 
     @property
     def decomposed(self) -> bool:
-        return self.variant in ("beta_tcvae", "sintro_tc")
+        return vocab.variant(self.variant).decomposed
 
     @property
     def adversarial(self) -> bool:
-        return self.variant in ("sintro", "sintro_tc")
+        return vocab.variant(self.variant).adversarial
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
@@ -344,12 +350,9 @@ class Trainer:
             "order_rng": self.order_rng.get_state(),
             "versions": {"torch": torch.__version__, "numpy": np.__version__},
         }
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.name, suffix=".tmp", delete=False) as f:
-            torch.save(state, f)
-        os.replace(f.name, path)
-        return path
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
+        return Path(path)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, dataset: Dataset | None = None, **overrides) -> "Trainer":
@@ -368,32 +371,49 @@ class Trainer:
 
     # --- images ---------------------------------------------------------------------------------
     @torch.no_grad()
-    def save_images(self, out_dir: str | Path, n: int = 8, traversal_steps: int = 9) -> list[Path]:
-        """PNG grids: inputs over reconstructions, decodes of z ~ N(0, s^2) for s = 1 and 3
-        (the report's figure 3c), and a traversal of every latent dimension from -2.5 to 2.5."""
+    def save_images(self, out_dir: str | Path, n: int = 8, traversal_steps: int = 9,
+                    kl_images: int = 512) -> list[Path]:
+        """PNG grids (vocabulary.IMAGE_KINDS): inputs over reconstructions, decodes of
+        z ~ N(0, s^2) for s = 1 and 3 (the report's figure 3c), and a traversal of every latent
+        from -2.5 to 2.5 around the first input's code, one row per latent in order of its mean
+        KL over `kl_images` images (the most used latent first). traversals.json says, row by
+        row, which latent it is and its KL, and the z values of the columns."""
         self.model.eval()
         out_dir = Path(out_dir)
         gen = torch.Generator(device="cpu").manual_seed(self.config.seed)
-        x = self.images[torch.randperm(len(self.images), generator=gen)[:n].to(self.device)].float()
-        x = x / self.dataset.pixel_max
+        order = torch.randperm(len(self.images), generator=gen).to(self.device)
+        x = self.images[order[:n]].float() / self.dataset.pixel_max
         mu, _ = self.model.encode(x)
         image = lambda z: self._as_image(self.model.decode(z)).clamp(0, 1)  # noqa: E731
         grids = {"recon": torch.stack([x, image(mu)])}
-        for std in (1, 3):
+        for std in vocab.SAMPLE_STDS:
             z = torch.randn(2, n, self.config.latent_dim, generator=gen).to(self.device) * std
             grids[f"samples_std{std}"] = image(z.flatten(0, 1)).unflatten(0, (2, n))
+        kl = self._latent_kl(order[:kl_images])
+        latents = torch.argsort(kl, descending=True)
         values = torch.linspace(-2.5, 2.5, traversal_steps, device=self.device)
-        z = mu[0].repeat(self.config.latent_dim, traversal_steps, 1)  # (L, steps, L)
-        dims = torch.arange(self.config.latent_dim, device=self.device)
-        z[dims, :, dims] = values
+        z = mu[0].repeat(self.config.latent_dim, traversal_steps, 1)  # (L, steps, L): row r moves latent latents[r]
+        rows = torch.arange(self.config.latent_dim, device=self.device)
+        z[rows, :, latents] = values
         grids["traversals"] = image(z.flatten(0, 1)).unflatten(0, (self.config.latent_dim, traversal_steps))
         self.model.train()
-        return [write_grid(g, out_dir / f"{name}.png") for name, g in grids.items()]
+        paths = [write_grid(g, out_dir / f"{name}.png") for name, g in grids.items()]
+        info = {"latents": latents.tolist(), "kl": [round(float(kl[l]), 6) for l in latents],
+                "values": [round(float(v), 6) for v in values]}
+        paths.append(write_atomic(out_dir / vocab.TRAVERSALS_INFO, json.dumps(info) + "\n"))
+        return paths
+
+    def _latent_kl(self, index: torch.Tensor, batch: int = 256) -> torch.Tensor:
+        """Mean KL(q(z_l|x) || N(0, 1)) per latent over the images `index`, (L,)."""
+        total = torch.zeros(self.config.latent_dim, device=self.device)
+        for chunk in index.split(batch):
+            mu, logvar = self.model.encode(self.images[chunk].float() / self.dataset.pixel_max)
+            total += (0.5 * (mu.pow(2) + logvar.exp() - logvar - 1)).sum(0)
+        return total / len(index)
 
 
 def write_grid(images: torch.Tensor, path: Path, pad: int = 2) -> Path:
     """(rows, cols, C, H, W) in [0, 1] -> one PNG, written atomically."""
-    from PIL import Image
 
     rows, cols, c, h, w = images.shape
     canvas = torch.ones(c, rows * (h + pad) + pad, cols * (w + pad) + pad)
@@ -402,11 +422,9 @@ def write_grid(images: torch.Tensor, path: Path, pad: int = 2) -> Path:
             top, left = pad + r * (h + pad), pad + col * (w + pad)
             canvas[:, top:top + h, left:left + w] = images[r, col].float().cpu()
     array = (canvas.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.png")
-    Image.fromarray(array[..., 0] if c == 1 else array).save(tmp)
-    os.replace(tmp, path)
-    return path
+    with atomic_path(path) as tmp:
+        Image.fromarray(array[..., 0] if c == 1 else array).save(tmp, format="PNG")
+    return Path(path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["DATASETS", "Dataset", "DatasetError", "FactorSpace", "cache_dir", "load_dataset"]
+from trainables.storage import atomic_path
+from trainables.vocabulary import DATASETS
 
-DATASETS = ("dsprites", "dsprites_small", "ukiyoe")
+__all__ = ["DATASETS", "Dataset", "DatasetError", "FactorSpace", "cache_dir", "load_dataset"]
 
 log = logging.getLogger(__name__)
 
@@ -145,17 +145,13 @@ def cached_array(path: Path, shape: tuple[int, ...], fill: Callable[[np.ndarray]
         except (OSError, ValueError):
             pass
         log.warning("cache %s is damaged or stale; rebuilding it", path)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=tuple(shape))
-        fill(arr)
-        arr.flush()
-        del arr
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=tuple(shape))
+            fill(arr)
+            arr.flush()
+            del arr
     except OSError as e:
         raise DatasetError(f"cannot write the data cache {path} ({e.strerror or e}): "
                            f"set VAE_STUDY_CACHE to a writable folder with enough space") from e
-    finally:
-        tmp.unlink(missing_ok=True)
     return np.load(path, mmap_mode="c")

@@ -18,12 +18,13 @@ import hashlib
 import json
 import logging
 import os
-import uuid
 import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from trainables.storage import write_atomic
 
 from . import Dataset, DatasetError, cache_dir, cached_array
 
@@ -151,13 +152,8 @@ def _save_cache(base: Path, images: np.ndarray, names: dict[str, list[str]]) -> 
 
     The file list goes first; the array, written atomically, marks the cache complete.
     """
-    tmp = base.with_name(f".{base.name}.{uuid.uuid4().hex}.tmp")
     try:
-        base.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(names, ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, base.with_suffix(".json"))
+        write_atomic(base.with_suffix(".json"), json.dumps(names, ensure_ascii=False))
         cached_array(base.with_suffix(".npy"), images.shape, lambda out: out.__setitem__(Ellipsis, images))
     except (OSError, DatasetError) as e:
         log.warning("ukiyoe: could not cache the decoded images under %s (%s)", base.parent, e)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -15,10 +15,11 @@ from .factor_vae import compute_factor_vae
 from .mig import compute_mig
 from .modularity import compute_modularity
 from .represent import Encoder
+from .samples import compute_samples
 from .sap import compute_sap
 from .unsupervised import compute_unsupervised
 
 __all__ = [
     "Encoder", "compute_beta_vae", "compute_dci", "compute_explicitness", "compute_factor_vae", "compute_mig",
-    "compute_modularity", "compute_sap", "compute_unsupervised",
+    "compute_modularity", "compute_samples", "compute_sap", "compute_unsupervised",
 ]

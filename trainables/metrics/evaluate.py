@@ -5,8 +5,10 @@
 
 Data with ground-truth factors (dSprites) gets the seven disentanglement metrics (nine keys:
 beta_vae, factor_vae, mig, modularity, explicitness, dci_disentanglement, dci_completeness,
-dci_informativeness, sap) and the unsupervised measures (mse, psnr, active_units, kl_total,
-kl_dim_00.., gaussian_tc); data without factors (Ukiyo-e) gets the unsupervised measures only.
+dci_informativeness, sap), the unsupervised measures (mse, psnr, active_units, kl_total,
+kl_dim_00.., gaussian_tc) and the decodes of random latents (samples_std1_with_output, ...;
+samples.py); data without factors (Ukiyo-e) gets the last two only. The keys are those of
+vocabulary.metric_keys.
 A preset is data: metric name -> keyword arguments of its `compute_*` function; `full` has
 disentanglement_lib's sample counts, `fast` small ones for per-epoch reporting (docs/metrics.md).
 Each metric draws from its own generator, seeded by (seed, metric name), so its value does not
@@ -17,17 +19,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import time
 import zlib
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from trainables.storage import write_atomic
 
 from .beta_vae import compute_beta_vae
 from .dci import compute_dci
@@ -37,6 +38,7 @@ from .mig import compute_mig
 from .modularity import compute_modularity
 from .represent import Encoder
 from .sap import compute_sap
+from .samples import compute_samples
 from .unsupervised import compute_unsupervised
 
 # Metrics of data with factors: name -> compute_*(represent, factors, rng, **kwargs).
@@ -49,6 +51,8 @@ FACTOR_METRICS = {
     "dci": compute_dci,
     "sap": compute_sap,
 }
+# Measures of any data set: name -> compute_*(encoder, rng, **kwargs).
+DATA_FREE = {"unsupervised": compute_unsupervised, "samples": compute_samples}
 PARALLEL = ("explicitness", "dci", "sap")  # take n_jobs
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
@@ -62,6 +66,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "dci": dict(num_train=10_000, num_test=5_000, trees="hist", n_estimators=100),
         "sap": dict(num_train=10_000, num_test=5_000),
         "unsupervised": dict(num_images=10_000, num_reconstructions=2_000),
+        "samples": dict(num_samples=1_000),
     },
     # per-epoch reporting inside trials: the same estimators on about a tenth of the points
     "fast": {
@@ -73,6 +78,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "dci": dict(num_train=2_000, num_test=1_000, trees="hist", n_estimators=20),
         "sap": dict(num_train=2_000, num_test=1_000),
         "unsupervised": dict(num_images=1_000, num_reconstructions=500),
+        "samples": dict(num_samples=200),
     },
 }
 
@@ -103,10 +109,10 @@ def evaluate(model: torch.nn.Module, dataset, *, preset: str | Mapping[str, Mapp
             raise ValueError(f"preset {preset!r} is unknown: use one of {sorted(PRESETS)} "
                              "or a mapping like PRESETS['full']")
         preset = PRESETS[preset]
-    unknown = sorted(set(preset) - set(FACTOR_METRICS) - {"unsupervised"})
+    unknown = sorted(set(preset) - set(FACTOR_METRICS) - set(DATA_FREE))
     if unknown:
         raise ValueError(f"unknown metric(s) {unknown} in the preset: valid names are "
-                         f"{sorted([*FACTOR_METRICS, 'unsupervised'])}")
+                         f"{sorted([*FACTOR_METRICS, *DATA_FREE])}")
     encoder = Encoder(model, dataset, device=device, batch_size=batch_size, cached=cached)
     results: dict[str, float] = {}
     was_training = model.training
@@ -114,8 +120,8 @@ def evaluate(model: torch.nn.Module, dataset, *, preset: str | Mapping[str, Mapp
     try:
         for name, kwargs in preset.items():
             start = time.perf_counter()
-            if name == "unsupervised":
-                results.update(compute_unsupervised(encoder, metric_rng(seed, name), **kwargs))
+            if name in DATA_FREE:
+                results.update(DATA_FREE[name](encoder, metric_rng(seed, name), **kwargs))
             elif dataset.factors is not None:
                 extra = {"n_jobs": n_jobs} if name in PARALLEL and "n_jobs" not in kwargs else {}
                 results.update(FACTOR_METRICS[name](encoder.represent, dataset.factors, metric_rng(seed, name),
@@ -130,14 +136,6 @@ def evaluate(model: torch.nn.Module, dataset, *, preset: str | Mapping[str, Mapp
 
 
 # --- command line ---------------------------------------------------------------------------------
-def _write_json_atomic(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=path.name, suffix=".tmp", delete=False) as f:
-        json.dump(payload, f, indent=2, sort_keys=False)
-        f.write("\n")
-    os.replace(f.name, path)
-
-
 def _versions() -> dict[str, str]:
     import platform
 
@@ -192,11 +190,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"({trainer.dataset.name}, preset {args.preset}, seed {args.seed}, "
           f"{'cached' if args.cached else 're-encoded'}, {wall:.1f} s)")
     if args.json:
-        _write_json_atomic(Path(args.json), {
+        write_atomic(args.json, json.dumps({
             "checkpoint": str(args.checkpoint), "epoch": trainer.epoch, "dataset": trainer.dataset.name,
             "preset": args.preset, "seed": args.seed, "cached": args.cached, "wall_s": wall,
             "versions": _versions(), "metrics": metrics,
-        })
+        }, indent=2) + "\n")
     return 0
 
 

@@ -149,22 +149,36 @@ class Encoder:
         self.stats.encode_s += time.perf_counter() - start_t
         return np.concatenate(mus) if mus else np.zeros((0, int(getattr(self.model, "latent_dim", 0))), np.float32)
 
+    def _decode(self, z: np.ndarray) -> torch.Tensor:
+        """Codes (n, L) -> images (n, C, H, W) in [0, 1] on the device: sigmoid(logits) for a
+        Bernoulli decoder, the Gaussian mean clamped to [0, 1] otherwise."""
+        raw = self.model.decode(torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32)).to(self.device)).float()
+        self.stats.images_decoded += len(z)
+        return torch.sigmoid(raw) if self.dataset.likelihood == "bernoulli" else raw.clamp(0.0, 1.0)
+
     @torch.inference_mode()
     def reconstruction_error(self, index: np.ndarray, mu: np.ndarray) -> np.ndarray:
         """Per-image mean squared error over pixels between rows `index` (in [0, 1]) and the
-        decoded means `mu` (n, L): sigmoid(logits) for a Bernoulli decoder, the Gaussian mean
-        clamped to [0, 1] otherwise -> (n,) float64."""
+        decoded means `mu` (n, L) -> (n,) float64."""
         start_t = time.perf_counter()
         index = np.asarray(index, dtype=np.int64).ravel()
-        bernoulli = self.dataset.likelihood == "bernoulli"
         out = np.empty(len(index))
         bs = self.batch_size
         for start in range(0, len(index), bs):
             x = self.dataset.batch(index[start:start + bs]).to(self.device, torch.float32)
-            z = torch.from_numpy(np.ascontiguousarray(mu[start:start + bs], dtype=np.float32)).to(self.device)
-            raw = self.model.decode(z).float()
-            recon = torch.sigmoid(raw) if bernoulli else raw.clamp(0.0, 1.0)
-            out[start:start + bs] = (recon - x).pow(2).flatten(1).mean(1).double().cpu().numpy()
-        self.stats.images_decoded += len(index)
+            out[start:start + bs] = (self._decode(mu[start:start + bs]) - x).pow(2).flatten(1).mean(1).double().cpu().numpy()
         self.stats.decode_s += time.perf_counter() - start_t
         return out
+
+    @torch.inference_mode()
+    def decode_statistics(self, z: np.ndarray, *, level: float) -> tuple[np.ndarray, np.ndarray]:
+        """For codes (n, L): per decoded image, its largest pixel >= `level` (n,) bool and its
+        mean pixel (n,) float64, decoded in batches (the images never leave the device)."""
+        start_t = time.perf_counter()
+        lit, mean = np.empty(len(z), dtype=bool), np.empty(len(z))
+        for start in range(0, len(z), self.batch_size):
+            images = self._decode(z[start:start + self.batch_size]).flatten(1)
+            lit[start:start + self.batch_size] = (images.amax(1) >= level).cpu().numpy()
+            mean[start:start + self.batch_size] = images.mean(1).double().cpu().numpy()
+        self.stats.decode_s += time.perf_counter() - start_t
+        return lit, mean
