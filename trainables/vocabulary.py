@@ -101,7 +101,8 @@ _METRIC_LIST = (
     Metric("sap", "SAP", _D, "max", 0.0, 1.0),
     Metric("mse", "MSE per pixel", _U, "min", 0.0, 1.0),
     Metric("psnr", "PSNR", _U, "max", 0.0, None, "dB"),
-    Metric("active_units", "active latents", _U, None, 0.0, None),
+    # "max": more latents in use, less posterior collapse; `--score active_units` optimises it
+    Metric("active_units", "active latents", _U, "max", 0.0, None),
     Metric("kl_total", "KL of the codes", _U, None, 0.0, None, "nats"),
     Metric("gaussian_tc", "Gaussian TC of the means", _U, "min", 0.0, None, "nats"),
     Metric("samples_std1_with_output", "decodes with output, std 1", _S, None, 0.0, 1.0),
@@ -171,6 +172,9 @@ def direction(metric: str) -> str:
 DEFAULT_SCORE = "mig"  # Chen et al. 2018: no classifier noise, and it punishes a factor split over latents
 DEFAULT_SCORE_NO_FACTORS = "gaussian_tc"  # without factors (Ukiyo-e): the closest unsupervised proxy
 RECONSTRUCTION = "rec_loss"
+# The other scores a study can optimise (the launcher's --score), beside DISENTANGLEMENT_METRICS.
+UNSUPERVISED_SCORES = (DEFAULT_SCORE_NO_FACTORS, "active_units")  # need no ground-truth factors
+RECONSTRUCTION_SCORES = (RECONSTRUCTION, "mse", "psnr")  # alone only: in a pair rec_loss is the second objective
 
 
 # --- trials ------------------------------------------------------------------------------------------
@@ -189,14 +193,16 @@ class Outcome(str, Enum):
 FAILED_OUTCOMES = (Outcome.DIVERGED.value, Outcome.ERROR.value)
 SCORED_OUTCOMES = (Outcome.COMPLETED.value, Outcome.STOPPED.value)  # have final metric values
 
+CONFIG_GROUP = "config_group"  # trial key: the Optuna number of the first seed of its configuration
+OPTUNA_NUMBER = "optuna_number"  # trial key: the trial's own number in the Optuna study
 # Settings of a trial that are not TrainConfig fields, with their defaults.
 TRIAL_KEYS: dict[str, object] = {
     "metrics_every": 1,  # the fast metrics every k epochs (and always after epoch 1)
     "final_metrics": "full",  # evaluate() preset after the last epoch
     "train_images": 0,  # 0: all images; n: a fixed random subset of n images
     "objectives": [["mig", "max"], ["rec_loss", "min"]],  # [metric, "max" | "min"], for the sentinels
-    "config_group": None,  # the Optuna trial number of the first seed of this configuration
-    "optuna_number": None,  # this trial's number in the Optuna study
+    CONFIG_GROUP: None,  # the Optuna trial number of the first seed of this configuration
+    OPTUNA_NUMBER: None,  # this trial's number in the Optuna study
 }
 METRIC_PRESETS = ("fast", "full")  # trainables.metrics.evaluate.PRESETS
 
@@ -212,6 +218,16 @@ IMAGE_KINDS: dict[str, str] = {
     "samples_std3": "decodes of z ~ N(0, 3^2)",
 }
 TRAVERSALS_INFO = "traversals.json"  # next to the images: each row's latent, its KL and the z values
+
+# --- studies -----------------------------------------------------------------------------------------
+class StudyStatus(str, Enum):
+    """How a study stands, in its study.json."""
+
+    RUNNING = "running"  # a launch is running it (or was killed while it ran)
+    COMPLETED = "completed"  # Ray ended every trial
+    INTERRUPTED = "interrupted"  # stopped before the end: --resume continues it
+    FAILED = "failed"  # the launcher itself raised
+
 
 # --- the experiment folder ---------------------------------------------------------------------------
 STUDY_FILE = "study.json"  # settings, versions, status and counts of a study
