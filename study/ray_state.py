@@ -16,6 +16,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow.fs as pafs
+
 from trainables.storage import filesystem, join
 
 STATE_PREFIX = "experiment_state-"
@@ -36,8 +38,6 @@ class RayTrial:
 def read_ray_trials(experiment: str | os.PathLike) -> dict[str, RayTrial] | None:
     """trial_id -> RayTrial from the newest experiment state in the folder (a local path or a
     URI); None when there is none or it cannot be read."""
-    import pyarrow.fs as pafs
-
     try:
         fs, path = filesystem(experiment)
         names = sorted(i.base_name for i in fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))

@@ -19,11 +19,14 @@ import warnings
 from typing import Any
 
 import optuna
+from ray.tune.experiment import Trial
 from ray.tune.search.optuna import OptunaSearch
 
 from search_spaces import get_space
+from trainables.vocabulary import CONFIG_GROUP, FAILED_OUTCOMES, OPTUNA_NUMBER
 
 SAMPLERS = ("tpe", "nsga2", "random", "gp")
+SEED_INDEX = "seed_index"  # Optuna user attribute: which seed of its configuration a trial trains
 
 
 def make_sampler(name: str, *, seed: int, trials: int) -> optuna.samplers.BaseSampler:
@@ -53,7 +56,7 @@ class SeededSpace:
     continues where it stopped).
     """
 
-    def __init__(self, space: str, *, seeds: int, base_seed: int, points: list[dict[str, Any]] | None = None):
+    def __init__(self, space: str, *, seeds: int, base_seed: int, points: list[dict[str, Any]] | None = None) -> None:
         if seeds < 1:
             raise ValueError(f"seeds must be >= 1, got {seeds}")
         get_space(space)  # fail now on an unknown name
@@ -67,19 +70,19 @@ class SeededSpace:
     def __call__(self, trial: optuna.Trial) -> dict[str, Any]:
         constants = dict(get_space(self.space)(trial) or {})
         attrs = trial.user_attrs
-        if "config_group" in attrs:  # an enqueued copy: parameters fixed, seed from the queue
-            group, index = int(attrs["config_group"]), int(attrs["seed_index"])
+        if CONFIG_GROUP in attrs:  # an enqueued copy: parameters fixed, seed from the queue
+            group, index = int(attrs[CONFIG_GROUP]), int(attrs[SEED_INDEX])
         else:  # a new configuration (sampled, or a space's fixed point)
             group, index = trial.number, 0
-            trial.set_user_attr("config_group", group)
-            trial.set_user_attr("seed_index", 0)
+            trial.set_user_attr(CONFIG_GROUP, group)
+            trial.set_user_attr(SEED_INDEX, 0)
             for k in range(1, self.seeds):
-                trial.study.enqueue_trial(dict(trial.params), user_attrs={"config_group": group, "seed_index": k})
+                trial.study.enqueue_trial(dict(trial.params), user_attrs={CONFIG_GROUP: group, SEED_INDEX: k})
         if index == self.seeds - 1:  # this configuration has all its seeds: queue the next fixed point
             self._enqueue_next_point(trial.study)
         seed = self.base_seed + index
         trial.set_user_attr("seed", seed)
-        return {**constants, "seed": seed, "config_group": group, "optuna_number": trial.number}
+        return {**constants, "seed": seed, CONFIG_GROUP: group, OPTUNA_NUMBER: trial.number}
 
     def _enqueue_next_point(self, study: optuna.Study) -> None:
         done = int(study.user_attrs.get("fixed_points_enqueued", len(self.first_points)))
@@ -98,18 +101,16 @@ class StudySearch(OptunaSearch):
     result whose outcome is not a success is therefore told as FAIL here.
     """
 
-    FAILED_OUTCOMES = ("diverged", "error")
-
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        if result and result.get("outcome") in self.FAILED_OUTCOMES:
+        if result and result.get("outcome") in FAILED_OUTCOMES:
             result, error = None, True
         super().on_trial_complete(trial_id, result=result, error=error)
 
 
-def trial_dirname(trial) -> str:
+def trial_dirname(trial: Trial) -> str:
     """Short trial folder names (Ray's default lists every parameter): trial_0007_sintro_s1_<id>."""
     config = trial.config or {}
-    number = config.get("optuna_number")
+    number = config.get(OPTUNA_NUMBER)
     head = f"trial_{number:04d}" if isinstance(number, int) else "trial"
     return f"{head}_{config.get('variant', 'vae')}_s{config.get('seed', 0)}_{trial.trial_id}"
 
@@ -125,6 +126,6 @@ def fail_orphans(study: optuna.Study, *, known: set[int] | None = None, requeue:
     for t in orphans:
         study.tell(t.number, state=optuna.trial.TrialState.FAIL)
         if requeue and t.params:
-            attrs = {k: t.user_attrs[k] for k in ("config_group", "seed_index") if k in t.user_attrs}
+            attrs = {k: t.user_attrs[k] for k in (CONFIG_GROUP, SEED_INDEX) if k in t.user_attrs}
             study.enqueue_trial(dict(t.params), user_attrs={**attrs, "requeued_from": t.number})
     return [t.number for t in orphans]

@@ -10,14 +10,16 @@ traceback. A file that is missing, not YAML, or not a mapping is reported the sa
 from __future__ import annotations
 
 import copy
+import logging
 import sys
 from pathlib import Path
+
+import yaml
+from ray.autoscaler._private.util import prepare_config, validate_config
 
 
 def validate(path: str) -> str:
     """The prepared config's one-line summary; ValueError with a one-line message if invalid."""
-    import yaml
-
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"{path}: no such file: pass the cluster config (e.g. cluster.yaml)")
@@ -26,14 +28,11 @@ def validate(path: str) -> str:
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         where = getattr(e, "problem_mark", None)
         at = f" at line {where.line + 1}" if where is not None else ""
-        raise ValueError(f"{path}: not valid YAML{at} ({getattr(e, 'problem', None) or type(e).__name__}): fix the syntax") from None
+        problem = getattr(e, "problem", None) or type(e).__name__
+        raise ValueError(f"{path}: not valid YAML{at} ({problem}): fix the syntax") from None
     if not isinstance(config, dict):
         raise ValueError(f"{path}: expected a mapping of cluster settings, got {type(config).__name__}")
     try:
-        import logging
-
-        from ray.autoscaler._private.util import prepare_config, validate_config
-
         logging.getLogger("ray.autoscaler").setLevel(logging.WARNING)  # its INFO notes would add lines
         prepared = prepare_config(copy.deepcopy(config))
         validate_config(prepared)

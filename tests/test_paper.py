@@ -22,6 +22,8 @@ import search_spaces
 from analysis.paper import FACTOR_METRICS, _tiles, p_best, write_paper
 from analysis.results import ExperimentError, load_experiment
 from study import launch
+from study import settings as cli
+from trainables.vocabulary import DISENTANGLEMENT_METRICS
 
 REPO = Path(__file__).resolve().parents[1]
 SEEDS = 2
@@ -30,7 +32,7 @@ ORDER = ["beta_vae", "beta_tcvae", "sintro", "sintro_tc"]  # the report's order
 
 # --- the fixed design ------------------------------------------------------------------------------
 def resolve(*argv: str, gpu: bool = False):
-    return launch.resolve(launch.parse_args(["--space", "paper", *argv]), gpu_visible=gpu)
+    return cli.resolve(cli.parse_args(["--space", "paper", *argv]), gpu_visible=gpu)
 
 
 def test_paper_trains_exactly_its_four_configurations_times_seeds():
@@ -41,7 +43,7 @@ def test_paper_trains_exactly_its_four_configurations_times_seeds():
     assert resolve(gpu=True)[0].preset == "paper_full" and resolve(gpu=True)[0].epochs == 200
     settings, notes = resolve("--preset", "smoke", "--seeds", "3")
     assert settings.trials == 12 and "trials: 12 (4 configurations x 3 seeds)" in notes
-    with pytest.raises(launch.LaunchError, match=r"exactly its 4 configurations x 3 seeds = 12 trials, got --trials 10"):
+    with pytest.raises(cli.LaunchError, match=r"exactly its 4 configurations x 3 seeds = 12 trials, got --trials 10"):
         resolve("--seeds", "3", "--trials", "10")
     assert resolve("--seeds", "3", "--trials", "12")[0].trials == 12
     faces, notes = resolve("--dataset", "ukiyoe")
@@ -204,7 +206,7 @@ def test_paper_analysis_without_factors_writes_figures_4_and_5(paper_study, tmp_
     report's Ukiyo-e outputs (losses = figure 4, images = figure 5) and an unsupervised table."""
     copy = tmp_path / "faces"
     shutil.copytree(paper_study["experiment"], copy, ignore=shutil.ignore_patterns("paper", "*.parquet"))
-    factor_keys = set(launch.FACTOR_SCORES)
+    factor_keys = set(DISENTANGLEMENT_METRICS)
     for result in copy.glob("*/result.json"):
         lines = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
         result.write_text("".join(json.dumps({k: v for k, v in r.items() if k not in factor_keys}) + "\n" for r in lines))

@@ -28,6 +28,7 @@ from conftest import local_ray_instance, simulated_cluster
 
 import search_spaces
 from study import launch
+from study.cluster import ADDRESS_TIMEOUT_S
 
 REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -475,12 +476,12 @@ def test_bad_input_is_one_line_exit_2_no_traceback_nothing_written(case, argv, n
     assert needle in err, err
     assert listing(tmp_path) == before  # nothing written or half-written, also no ./results
     if case == "dead-address":
-        assert wall < launch.ADDRESS_TIMEOUT_S + 30  # bounded (interpreter start-up included)
+        assert wall < ADDRESS_TIMEOUT_S + 30  # bounded (interpreter start-up included)
 
 
 # --- 6. atomic writes: a writer SIGKILLed mid-write leaves the previous version ----------------------
 # A writer process whose file writes stop half-way: the first write through os.fdopen (what
-# analysis' write_atomic uses) or tempfile.NamedTemporaryFile (study.json) writes half its bytes,
+# analysis' write_atomic uses) or Path.write_bytes (trainables.storage: study.json) writes half its bytes,
 # syncs them, drops a marker for the test, and hangs until the test SIGKILLs it.
 WRITER = textwrap.dedent("""
     import os, sys, time
@@ -514,6 +515,10 @@ WRITER = textwrap.dedent("""
             def __exit__(s, *e): return f.__exit__(*e)
         return Wrapped()
     __import__("tempfile").NamedTemporaryFile = ntf
+    def write_bytes(path, data):
+        with open(path, "wb") as f:
+            return _half(f.write, data)
+    __import__("pathlib").Path.write_bytes = write_bytes
 
     if kind == "parquet":
         from analysis.results import write_results
@@ -522,7 +527,8 @@ WRITER = textwrap.dedent("""
         from analysis.report import write_report
         write_report(sys.argv[3], target, parquet=False)
     elif kind == "json":
-        from study.launch import Settings, write_record
+        from study.record import write_record
+        from study.settings import Settings
         import json
         s = json.loads(open(sys.argv[3]).read())
         write_record(Settings(**s["settings"]), {**s, "status": "overwritten", "pad": "x" * 200000})

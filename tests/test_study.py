@@ -18,12 +18,13 @@ import pytest
 from conftest import local_ray_instance
 
 import search_spaces
-from study import launch
+from study import cluster, launch
+from study import settings as cli
 from study.presets import PRESETS
 from study.progress import ProgressLine
 from study.searcher import StudySearch
 from trainables.trainable import split_config
-from trainables.vocabulary import metric_keys
+from trainables.vocabulary import VARIANT_NAMES, metric_keys
 
 REPO = Path(__file__).resolve().parents[1]
 OBJECTIVE_KEYS = ("mig", "rec_loss")
@@ -120,7 +121,7 @@ def test_optuna_journal_holds_the_same_trials_complete(compare_study):
 
 def test_compare_trains_every_variant(compare_study):
     configs = [json.loads((f / "params.json").read_text()) for f in trial_folders(compare_study["experiment"])]
-    assert sorted(c["variant"] for c in configs) == sorted(search_spaces.VARIANTS)
+    assert sorted(c["variant"] for c in configs) == sorted(VARIANT_NAMES)
 
 
 @pytest.mark.slow
@@ -283,7 +284,7 @@ def test_orphans_of_a_killed_driver_are_failed_and_their_seed_slots_queued_again
 def test_launcher_lists_the_data_packages_data_sets():
     from trainables.data import DATASETS
 
-    assert launch.DATASETS == DATASETS
+    assert cli.DATASETS == DATASETS
 
 
 def test_trial_config_rejects_unknown_keys():
@@ -294,29 +295,29 @@ def test_trial_config_rejects_unknown_keys():
 
 
 def args_of(*argv):
-    return launch.parse_args(["--space", "beta", *argv])
+    return cli.parse_args(["--space", "beta", *argv])
 
 
 def test_preset_is_chosen_by_gpu_visibility_and_flags_override_it():
-    settings, notes = launch.resolve(args_of(), gpu_visible=False)
+    settings, notes = cli.resolve(args_of(), gpu_visible=False)
     assert settings.preset == "cpu" and any("preset: cpu" in n for n in notes)
     assert settings.trials == PRESETS["cpu"].trials and settings.gpus_per_trial == 0
-    settings, notes = launch.resolve(args_of("--address", "auto"), gpu_visible=True)
+    settings, notes = cli.resolve(args_of("--address", "auto"), gpu_visible=True)
     assert settings.preset == "full" and settings.gpus_per_trial == PRESETS["full"].gpus_per_trial
-    settings, _ = launch.resolve(args_of("--preset", "full", "--epochs", "3", "--seeds", "1", "--trials", "5"),
-                                 gpu_visible=False)
+    settings, _ = cli.resolve(args_of("--preset", "full", "--epochs", "3", "--seeds", "1", "--trials", "5"),
+                              gpu_visible=False)
     assert (settings.epochs, settings.seeds, settings.trials) == (3, 1, 5)
     assert settings.gpus_per_trial == 0  # no GPU visible on an embedded Ray: CPU fallback
-    settings, notes = launch.resolve(args_of("--seeds", "3"), gpu_visible=False)
+    settings, notes = cli.resolve(args_of("--seeds", "3"), gpu_visible=False)
     assert settings.trials % 3 == 0 and any("rounded up" in n for n in notes)
 
 
 def test_objectives_are_declared_once():
-    multi, _ = launch.resolve(args_of(), gpu_visible=False)
+    multi, _ = cli.resolve(args_of(), gpu_visible=False)
     assert multi.objectives == [("mig", "max"), ("rec_loss", "min")]
-    single, _ = launch.resolve(args_of("--objective", "single", "--score", "beta_vae"), gpu_visible=False)
+    single, _ = cli.resolve(args_of("--objective", "single", "--score", "beta_vae"), gpu_visible=False)
     assert single.objectives == [("beta_vae", "max")]
-    faces, _ = launch.resolve(args_of("--dataset", "ukiyoe"), gpu_visible=False)
+    faces, _ = cli.resolve(args_of("--dataset", "ukiyoe"), gpu_visible=False)
     assert faces.objectives == [("gaussian_tc", "min"), ("rec_loss", "min")]
 
 
@@ -381,12 +382,12 @@ def test_an_address_that_does_not_answer_fails_fast(tmp_path, capsys, monkeypatc
     monkeypatch.chdir(tmp_path)
     start = time.monotonic()
     assert launch.main(["--space", "beta", "--address", f"127.0.0.1:{closed_port()}"]) == 2
-    assert time.monotonic() - start < launch.ADDRESS_TIMEOUT_S + 5
+    assert time.monotonic() - start < cluster.ADDRESS_TIMEOUT_S + 5
     err = capsys.readouterr().err.strip()
     assert "nothing answers at 127.0.0.1" in err and "\n" not in err
     # `auto` without any cluster: says so at once
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    monkeypatch.setattr(launch.tempfile, "gettempdir", lambda: str(tmp_path / "no-ray"))
+    monkeypatch.setattr(cluster.tempfile, "gettempdir", lambda: str(tmp_path / "no-ray"))
     assert launch.main(["--space", "beta", "--address", "auto"]) == 2
     assert "found no running Ray cluster" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,314 @@
+"""What a study is asked to do: the command line, merged with a preset into checked `Settings`.
+
+    args = parse_args(["--space", "sintro_tc", "--preset", "smoke"])
+    settings, notes = resolve(args, gpu_visible=False)     # LaunchError on bad input
+
+Every check of the flags alone lives here; checks that need the outside world (the address,
+the storage, the data files, this machine's CPUs) are in `study.cluster`. A `LaunchError` is
+printed as one line on stderr with exit code 2 (docs/study.md, "Flags").
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+from search_spaces import SPACES, fixed_points, get_space, is_fixed_design
+from study.presets import PRESETS, default_preset, get_preset
+from study.searcher import SAMPLERS
+from trainables.storage import REMOTE_SCHEMES, is_remote, join
+from trainables.vocabulary import (
+    ARCHS,
+    DATASETS,
+    DATASETS_WITH_FACTORS,
+    DEFAULT_SCORE,
+    DEFAULT_SCORE_NO_FACTORS,
+    DISENTANGLEMENT_METRICS,
+    JOURNAL_FILE,
+    METRIC_PRESETS,
+    RECONSTRUCTION,
+    RECONSTRUCTION_SCORES,
+    UNSUPERVISED_SCORES,
+    direction,
+)
+
+
+class LaunchError(Exception):
+    """Bad input: printed as one line on stderr, exit code 2."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a study needs, after presets and flags are merged; stored in study.json."""
+
+    space: str
+    dataset: str
+    preset: str
+    trials: int
+    epochs: int
+    objective: str  # "multi" | "single"
+    score: str
+    sampler: str
+    seeds: int
+    seed: int
+    cpus_per_trial: float
+    gpus_per_trial: float
+    max_concurrent: int
+    metrics_every: int
+    final_metrics: str
+    train_images: int
+    max_failures: int
+    data_root: str | None
+    storage: str
+    name: str
+    journal_dir: str | None
+    arch: str | None = None  # None: the trainer's default for the data set
+
+    @property
+    def objectives(self) -> list[tuple[str, str]]:
+        """(metric, mode) pairs, declared once: the searcher, the scheduler, the progress line
+        and study.json all read them from here."""
+        score = (self.score, direction(self.score))
+        return [score] if self.objective == "single" else [score, (RECONSTRUCTION, direction(RECONSTRUCTION))]
+
+    @property
+    def remote(self) -> bool:
+        return is_remote(self.storage)
+
+    @property
+    def experiment_dir(self) -> str:
+        return join(self.storage, self.name)
+
+    @property
+    def journal_path(self) -> Path:
+        """Local storage: next to the results. Object storage: a local folder (the journal needs
+        a file system with appends and locks), copied up to `journal_copy`."""
+        if not self.remote:
+            return Path(self.experiment_dir) / JOURNAL_FILE
+        return Path(self.journal_dir or "runs/journals").resolve() / self.name / JOURNAL_FILE
+
+    @property
+    def journal_copy(self) -> str:
+        """Where the journal is copied on object storage, so another machine can resume."""
+        return join(self.experiment_dir, JOURNAL_FILE)
+
+
+# Flags that a preset fills when they are not given explicitly.
+PRESET_FLAGS = ("dataset", "trials", "epochs", "seeds", "cpus_per_trial", "gpus_per_trial", "max_concurrent",
+                "metrics_every", "final_metrics", "train_images", "max_failures", "arch")
+
+
+# --- the command line ----------------------------------------------------------------------------
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, exit code 2 (argparse prints usage as well)
+        raise LaunchError(f"{message} (see python -m study.launch --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m study.launch", description="Run a Ray Tune + Optuna study of VAE variants.")
+    p.add_argument("--space", help=f"search space: {', '.join(sorted(SPACES))}")
+    p.add_argument("--preset", help=f"{' | '.join(PRESETS)} (default: cpu without a GPU, full with one; "
+                                    "paper_cpu / paper_full for --space paper)")
+    p.add_argument("--dataset", help=f"{', '.join(DATASETS)} (preset: dsprites_small)")
+    p.add_argument("--data-root", help="dSprites .npz file or Ukiyo-e folder (default: the data package's)")
+    p.add_argument("--trials", type=int, help="trainings in all (configurations x seeds)")
+    p.add_argument("--epochs", type=int, help="epochs per trial")
+    p.add_argument("--objective", choices=("multi", "single"), default="multi",
+                   help="multi: score up and rec_loss down (FIFO); single: the score alone, with ASHA")
+    p.add_argument("--score", help=f"the disentanglement objective (default {DEFAULT_SCORE}; "
+                                   f"{DEFAULT_SCORE_NO_FACTORS} on ukiyoe)")
+    p.add_argument("--sampler", choices=SAMPLERS, default="tpe", help="Optuna sampler (default tpe)")
+    p.add_argument("--seeds", type=int, help="trainings per configuration, seeds --seed, --seed+1, ...")
+    p.add_argument("--seed", type=int, default=0, help="first training seed and the sampler's seed")
+    p.add_argument("--cpus-per-trial", type=float)
+    p.add_argument("--gpus-per-trial", type=float, help="a fraction in [0, 1] (trials share a GPU) or a whole number")
+    p.add_argument("--max-concurrent", type=int, help="trials at once (0: as the resources allow)")
+    p.add_argument("--metrics-every", type=int, help="fast metrics every k epochs")
+    p.add_argument("--final-metrics", help=f"metrics preset after the last epoch ({' | '.join(METRIC_PRESETS)})")
+    p.add_argument("--train-images", type=int, help="train on a fixed random subset of n images (0: all)")
+    p.add_argument("--max-failures", type=int, help="retries of a failed trial from its checkpoint")
+    p.add_argument("--arch", help=f"the model of every trial: {', '.join(ARCHS)} (default: the preset's, else "
+                                  "standard on dSprites and residual on Ukiyo-e)")
+    p.add_argument("--address", help="none: start Ray here; 'auto' or host:port: join a running cluster")
+    p.add_argument("--storage", default="results", help="local folder or s3:// / gs:// URI (default ./results)")
+    p.add_argument("--name", help="experiment name (default <space>-<dataset>-<time>)")
+    p.add_argument("--journal-dir", help="local folder for the Optuna journal when --storage is a URI")
+    p.add_argument("--resume", action="store_true", help="continue the study <storage>/<name>")
+    p.add_argument("-v", "--verbose", action="store_true", help="Ray's own progress output and worker logs")
+    return p
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
+def check_space(space: str | None) -> None:
+    """--space names a registered search space."""
+    if space is None:
+        raise LaunchError(f"--space is required: use one of {', '.join(sorted(SPACES))}")
+    try:
+        get_space(space)
+    except ValueError as e:
+        raise LaunchError(str(e)) from None
+
+
+def storage_root(storage: str) -> str:
+    """A local folder as an absolute path, or an object-store URI without a trailing '/'."""
+    if is_remote(storage):
+        scheme = storage.split("://", 1)[0]
+        if scheme not in REMOTE_SCHEMES:
+            raise LaunchError(f"--storage {storage!r}: use a local folder or an s3:// or gs:// URI")
+        return storage.rstrip("/")
+    return str(Path(storage).expanduser().resolve())
+
+
+def _absolute(path: str | None) -> str | None:
+    """Trials run in their own working directories: local paths must be absolute."""
+    if path is None or is_remote(path):
+        return path
+    return str(Path(path).expanduser().resolve())
+
+
+# --- presets and flags merged --------------------------------------------------------------------
+def resolve(args: argparse.Namespace, *, gpu_visible: bool, record: dict | None = None) -> tuple[Settings, list[str]]:
+    """Merge preset and flags into Settings, checking every value. Returns the notes to print.
+    With `record` (study.json of a study to resume) the study keeps its own settings."""
+    explicit = {k for k in PRESET_FLAGS if getattr(args, k) is not None}
+    if record is not None:
+        return _resumed(args, record, explicit), []
+    notes: list[str] = []
+    preset_name = _preset_name(args, gpu_visible=gpu_visible, notes=notes)
+    try:
+        preset = get_preset(preset_name)
+    except ValueError as e:
+        raise LaunchError(str(e)) from None
+    values = {k: getattr(args, k) if k in explicit else getattr(preset, k) for k in PRESET_FLAGS}
+    _check_counts(values)
+    _fit_trials_to_seeds(args.space, values, explicit, notes)
+    _check_budget(values)
+    _adapt_to_machine(args, values, explicit, gpu_visible=gpu_visible, notes=notes)
+    score = _score(args, values["dataset"])
+    name = _experiment_name(args, values["dataset"])
+    settings = Settings(
+        space=args.space, preset=preset_name, objective=args.objective, score=score, sampler=args.sampler,
+        seed=args.seed, data_root=_absolute(args.data_root), storage=storage_root(args.storage), name=name,
+        journal_dir=args.journal_dir, **values,
+    )
+    return settings, notes
+
+
+def _resumed(args: argparse.Namespace, record: dict, explicit: set[str]) -> Settings:
+    """The resumed study's settings; a flag given with another value is refused."""
+    settings = Settings(**record["settings"])
+    for key in explicit | {"score", "preset"}:
+        given = getattr(args, key)
+        if given is not None and given != getattr(settings, key):
+            raise LaunchError(f"--{key.replace('_', '-')} {given} differs from the resumed study's "
+                              f"{getattr(settings, key)}: a resumed study keeps its settings; drop the flag")
+    parser = build_parser()
+    for key in ("objective", "sampler", "seed"):  # flags with a default: only a non-default value is "given"
+        if getattr(args, key) != getattr(settings, key) and getattr(args, key) != parser.get_default(key):
+            raise LaunchError(f"--{key} {getattr(args, key)} differs from the resumed study's "
+                              f"{getattr(settings, key)}: a resumed study keeps its settings; drop the flag")
+    return settings
+
+
+def _preset_name(args: argparse.Namespace, *, gpu_visible: bool, notes: list[str]) -> str:
+    if args.preset is not None:
+        return args.preset
+    name = default_preset(args.space, gpu_visible=gpu_visible)
+    notes.append(f"preset: {name} ({'a GPU is visible' if gpu_visible else 'no GPU visible'}; "
+                 "--preset chooses another)")
+    return name
+
+
+def _check_counts(values: dict[str, Any]) -> None:
+    if values["dataset"] not in DATASETS:
+        raise LaunchError(f"unknown data set {values['dataset']!r}: use one of {', '.join(DATASETS)}")
+    for key in ("trials", "epochs", "seeds"):
+        if values[key] < 1:
+            raise LaunchError(f"--{key} must be at least 1, got {values[key]}")
+
+
+def _fit_trials_to_seeds(space: str, values: dict[str, Any], explicit: set[str], notes: list[str]) -> None:
+    """Every configuration gets every seed: the trial count is a multiple of --seeds, and a
+    fixed design (--space paper) trains exactly its configurations x seeds."""
+    trials, seeds = values["trials"], values["seeds"]
+    if is_fixed_design(space):  # the space's configurations x seeds, nothing sampled
+        exact = len(fixed_points(space)) * seeds
+        if "trials" in explicit and trials != exact:
+            raise LaunchError(f"--space {space} trains exactly its {exact // seeds} configurations x {seeds} seeds "
+                              f"= {exact} trials, got --trials {trials}: drop --trials (use --seeds for more "
+                              "trainings)")
+        if trials != exact:
+            notes.append(f"trials: {exact} ({exact // seeds} configurations x {seeds} seeds)")
+        values["trials"] = trials = exact
+    if seeds > trials:
+        raise LaunchError(f"--seeds {seeds} needs at least {seeds} trials, got --trials {trials}: raise --trials "
+                          "or lower --seeds")
+    if trials % seeds:
+        rounded = -(-trials // seeds) * seeds
+        if "trials" in explicit:
+            raise LaunchError(f"--trials {trials} is not a multiple of --seeds {seeds}: use --trials {rounded} "
+                              "(every configuration gets every seed)")
+        notes.append(f"trials: {rounded} (the preset's {trials} rounded up to a multiple of {seeds} seeds)")
+        values["trials"] = rounded
+
+
+def _check_budget(values: dict[str, Any]) -> None:
+    """Resources, schedules and retries: numbers that make sense on their own."""
+    if not values["cpus_per_trial"] > 0:
+        raise LaunchError(f"--cpus-per-trial must be above 0, got {values['cpus_per_trial']}")
+    gpus = values["gpus_per_trial"]
+    if gpus < 0 or (gpus > 1 and gpus != int(gpus)):
+        raise LaunchError(f"--gpus-per-trial must be a fraction in [0, 1] or a whole number of GPUs, got {gpus}")
+    if values["max_concurrent"] < 0:
+        raise LaunchError(f"--max-concurrent must be 0 (no limit) or more, got {values['max_concurrent']}")
+    if values["metrics_every"] < 1:
+        raise LaunchError(f"--metrics-every must be at least 1, got {values['metrics_every']}")
+    if values["final_metrics"] not in METRIC_PRESETS:
+        raise LaunchError(f"--final-metrics must be {' or '.join(METRIC_PRESETS)}, got {values['final_metrics']!r}")
+    if values["train_images"] < 0:
+        raise LaunchError(f"--train-images must be 0 (all) or more, got {values['train_images']}")
+    if values["max_failures"] < 0:
+        raise LaunchError(f"--max-failures must be 0 or more, got {values['max_failures']}")
+    if values["arch"] is not None and values["arch"] not in ARCHS:
+        raise LaunchError(f"--arch {values['arch']!r} is unknown: use one of {', '.join(ARCHS)}")
+
+
+def _adapt_to_machine(args: argparse.Namespace, values: dict[str, Any], explicit: set[str], *, gpu_visible: bool,
+                      notes: list[str]) -> None:
+    """CPU fallback without a GPU, ASHA's metric schedule, and a warning for CPU Ukiyo-e."""
+    gpus = values["gpus_per_trial"]
+    if gpus > 0 and not gpu_visible and args.address is None:
+        notes.append(f"no GPU visible: running on CPUs (--gpus-per-trial {gpus} -> 0)")
+        values["gpus_per_trial"] = 0.0
+    if args.objective == "single" and values["metrics_every"] != 1 and "metrics_every" not in explicit:
+        values["metrics_every"] = 1  # ASHA compares the score at every rung
+    if values["dataset"] not in DATASETS_WITH_FACTORS and values["gpus_per_trial"] == 0:
+        notes.append("ukiyoe without a GPU: the residual model trains at 0.5-7 images/s per CPU core "
+                     "(docs/benchmarks.md), hours per epoch; --gpus-per-trial puts it on GPUs")
+
+
+def _score(args: argparse.Namespace, dataset: str) -> str:
+    """--score, or the default of the data set; only a score the data set and objective allow."""
+    has_factors = dataset in DATASETS_WITH_FACTORS
+    score = args.score or (DEFAULT_SCORE if has_factors else DEFAULT_SCORE_NO_FACTORS)
+    allowed = ((DISENTANGLEMENT_METRICS if has_factors else ()) + UNSUPERVISED_SCORES
+               + (RECONSTRUCTION_SCORES if args.objective == "single" else ()))
+    if score not in allowed:
+        why = (" (Ukiyo-e has no ground-truth factors)" if score in DISENTANGLEMENT_METRICS else
+               " (a reconstruction score is already the second objective; use --objective single)"
+               if score in RECONSTRUCTION_SCORES else "")
+        raise LaunchError(f"--score {score!r} cannot be used here{why}: use one of {', '.join(allowed)}")
+    return score
+
+
+def _experiment_name(args: argparse.Namespace, dataset: str) -> str:
+    name = args.name or f"{args.space}-{dataset}-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    if not name or "/" in name or name.startswith("."):
+        raise LaunchError(f"--name {name!r} must be a plain folder name (no '/', not starting with '.')")
+    return name
