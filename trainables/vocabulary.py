@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 # --- variants --------------------------------------------------------------------------------------
 
@@ -65,7 +65,7 @@ PRECISIONS = ("auto", "fp32", "bf16")
 
 
 # --- metrics -----------------------------------------------------------------------------------------
-class Family(str, Enum):
+class Family(StrEnum):
     DISENTANGLEMENT = "disentanglement"  # needs ground-truth factors
     UNSUPERVISED = "unsupervised"  # from codes and reconstructions alone
     SAMPLES = "samples"  # decodes of random latents
@@ -178,7 +178,7 @@ RECONSTRUCTION_SCORES = (RECONSTRUCTION, "mse", "psnr")  # alone only: in a pair
 
 
 # --- trials ------------------------------------------------------------------------------------------
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     """How a trial stands, in every record: Ray's result, trials.parquet, the report."""
 
     PENDING = "pending"  # not started
@@ -220,7 +220,7 @@ IMAGE_KINDS: dict[str, str] = {
 TRAVERSALS_INFO = "traversals.json"  # next to the images: each row's latent, its KL and the z values
 
 # --- studies -----------------------------------------------------------------------------------------
-class StudyStatus(str, Enum):
+class StudyStatus(StrEnum):
     """How a study stands, in its study.json."""
 
     RUNNING = "running"  # a launch is running it (or was killed while it ran)
