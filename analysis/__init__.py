@@ -5,11 +5,14 @@
     write_results("runs/compare")                  # trials.parquet, history.parquet
     write_report("runs/compare")                   # report.html (python -m analysis.report)
 
-The charts live in analysis.charts: each ``<chart>_info(exp)`` returns a named tuple and each
-``<chart>_figure(info)`` a Plotly figure (``plot_<chart>(exp)`` does both).
+The modules, in the order data flows: ``experiment`` (the Experiment type), ``tables`` (rows
+and typed frames), ``journal`` (the Optuna trials), ``folder`` (load_experiment), ``parquet``
+(write_results, read_results), ``stats``, ``charts`` (a package, one module per chart: each
+``<chart>_info(exp)`` returns a named tuple and each ``<chart>_figure(info)`` a Plotly figure),
+``report`` (the HTML page) and ``paper`` (the report's comparison of a ``--space paper`` study).
 
-Names are loaded on first use, so that ``python -m analysis.results`` and
-``python -m analysis.report`` run their module once, and importing the package stays cheap.
+Names are loaded on first use, so that ``python -m analysis.report`` and ``python -m
+analysis.paper`` run their module once, and importing the package stays cheap.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from analysis.experiment import Experiment, ExperimentError, Objective
+    from analysis.folder import load_experiment
+    from analysis.parquet import read_results, write_results
     from analysis.report import write_report
-    from analysis.results import Experiment, ExperimentError, Objective, load_experiment, read_results, write_results
 
 __all__ = [
     "Experiment",
@@ -31,7 +36,11 @@ __all__ = [
     "write_results",
 ]
 
-_HOME = {"write_report": "analysis.report", **{n: "analysis.results" for n in __all__ if n != "write_report"}}
+_HOME = {
+    "Experiment": "analysis.experiment", "ExperimentError": "analysis.experiment", "Objective": "analysis.experiment",
+    "load_experiment": "analysis.folder", "read_results": "analysis.parquet", "write_results": "analysis.parquet",
+    "write_report": "analysis.report",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -18,29 +18,36 @@ import json
 import math
 import os
 import sys
+from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 import plotly
 import plotly.graph_objects as go
 
 from analysis import charts as C
-from analysis.results import (
+from analysis.command import run_command
+from analysis.experiment import Experiment
+from analysis.folder import load_experiment
+from analysis.parquet import write_results
+from trainables import storage
+from trainables.vocabulary import (
     DISENTANGLEMENT_METRICS,
     IMAGE_KINDS,
-    Experiment,
-    _Store,
-    join_uri,
-    load_experiment,
-    run_command,
-    split_uri,
-    write_results,
+    RECONSTRUCTION,
+    REPORT_FILE,
+    Outcome,
+    variant_label,
 )
 
 __all__ = ["build_report", "main", "write_report"]
 
-REPORT_FILE = "report.html"
+# The outcomes in the header's order: the finished ones first, then what is still to come.
+_OUTCOME_ORDER = tuple(o.value for o in (Outcome.COMPLETED, Outcome.STOPPED, Outcome.DIVERGED, Outcome.ERROR,
+                                         Outcome.RUNNING, Outcome.PENDING))
+_UNFINISHED = (Outcome.RUNNING.value, Outcome.PENDING.value)
 
 
 def _json_for_script(obj: Any) -> str:
@@ -121,8 +128,7 @@ def _charts(exp: Experiment) -> list[tuple[str, str, str, Callable[[], go.Figure
 def _header(exp: Experiment) -> str:
     s = exp.study
     counts = exp.trials["outcome"].value_counts().to_dict() if len(exp.trials) else {}
-    order = ["completed", "stopped", "diverged", "error", "running", "pending"]
-    outcome_txt = ", ".join(f"{counts[o]} {o}" for o in order if counts.get(o)) or "no trials yet"
+    outcome_txt = ", ".join(f"{counts[o]} {o}" for o in _OUTCOME_ORDER if counts.get(o)) or "no trials yet"
     facts = [("space", s.get("space")), ("dataset", s.get("dataset")), ("preset", s.get("preset")),
              ("status", s.get("status")), ("started", s.get("started_at") or s.get("started")),
              ("ended", s.get("ended_at") or s.get("ended")),
@@ -131,7 +137,7 @@ def _header(exp: Experiment) -> str:
     items = "".join(f"<span><b>{k}</b> {html.escape(str(v))}</span>" for k, v in facts if v not in (None, ""))
     versions = s.get("versions") if isinstance(s.get("versions"), dict) else {}
     vers = ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))
-    running = counts.get("running", 0) + counts.get("pending", 0)
+    running = sum(counts.get(o, 0) for o in _UNFINISHED)
     banner = ""
     if running and s.get("status") in (None, "running"):
         banner = (f'<p class="banner">The study is still running ({running} trials running or pending): '
@@ -141,7 +147,8 @@ def _header(exp: Experiment) -> str:
                   "unfinished; resume it with python -m study.launch --resume to complete them.</p>")
     notes = "".join(f'<p class="note">{html.escape(n)}</p>' for n in exp.notes)
     return (f"<header><h1>Study <code>{html.escape(exp.name)}</code></h1>"
-            f'<p class="facts">{items}</p><p class="facts"><b>{len(exp.trials)} trials</b>: {html.escape(outcome_txt)}</p>'
+            f'<p class="facts">{items}</p>'
+            f'<p class="facts"><b>{len(exp.trials)} trials</b>: {html.escape(outcome_txt)}</p>'
             + (f'<p class="versions">versions: {html.escape(vers)}</p>' if vers else "")
             + f'<p class="versions">source: <code>{html.escape(exp.path)}</code></p>{banner}{notes}</header>')
 
@@ -151,7 +158,7 @@ def _table_columns(exp: Experiment) -> list[tuple[str, str]]:
     t = exp.trials
     objs = [o.metric for o in exp.objectives if o.metric in t]
     scores = [m for m in DISENTANGLEMENT_METRICS if m in t and m not in objs and t[m].notna().any()]
-    losses = [m for m in ("rec_loss", "kl") if m in t and m not in objs and t[m].notna().any()]
+    losses = [m for m in (RECONSTRUCTION, "kl") if m in t and m not in objs and t[m].notna().any()]
     params = [p for p in exp.searched if f"config/{p}" in t and p not in ("variant", "seed")]
     cols = [("trial_id", "trial"), ("variant", "variant"), ("seed", "seed"), ("outcome", "outcome"),
             ("epochs", "epochs")]
@@ -171,8 +178,9 @@ def _trials_table(exp: Experiment) -> str:
         cells = []
         for c, _ in cols:
             v = _clean(r[c])
-            shown = C.variant_label(v) if c == "variant" and v is not None else _fmt(v)
-            sort = "" if v is None else (repr(float(v)) if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v))
+            shown = variant_label(v) if c == "variant" and v is not None else _fmt(v)
+            number = isinstance(v, (int, float)) and not isinstance(v, bool)
+            sort = "" if v is None else (repr(float(v)) if number else str(v))
             title = f' title="{html.escape(str(v))}"' if c == "error" and v else ""
             cells.append(f'<td data-sort="{html.escape(sort)}"{title}>{html.escape(shown[:80])}</td>')
         rows.append(f'<tr data-trial="{html.escape(str(r["trial_id"]))}" class="o-{html.escape(str(r["outcome"]))}">'
@@ -196,7 +204,8 @@ def _comparison(exp: Experiment) -> str:
         cells = []
         for m in metrics:
             mean, lo, hi = r[f"{m}_mean"], r[f"{m}_low"], r[f"{m}_high"]
-            txt = "" if not math.isfinite(mean) else (f"{mean:.3g} [{lo:.3g}, {hi:.3g}]" if math.isfinite(lo) else f"{mean:.3g}")
+            txt = "" if not math.isfinite(mean) else f"{mean:.3g}" + (
+                f" [{lo:.3g}, {hi:.3g}]" if math.isfinite(lo) else "")
             cells.append(f"<td>{txt}</td>")
         rows.append(f"<tr><td>{html.escape(r['label'])}</td><td>{int(r['n'])}</td>{''.join(cells)}</tr>")
     return ('<div class="table-wrap"><table class="comparison"><caption>mean [95% Student-t interval] over '
@@ -216,7 +225,7 @@ def _trial_data(exp: Experiment) -> dict[str, Any]:
         cfg_keys = searched + [c.removeprefix("config/") for c in exp.config_columns()
                                if c.removeprefix("config/") not in searched]
         out[tid] = {
-            "label": f"trial {tid} · {C.variant_label(_clean(r['variant']))}"
+            "label": f"trial {tid} · {variant_label(_clean(r['variant']))}"
                      + (f" · seed {_clean(r['seed'])}" if _clean(r["seed"]) is not None else ""),
             "outcome": _clean(r["outcome"]),
             "n_objectives": sum(1 for o in exp.objectives if o.metric in t and _clean(r[o.metric]) is not None),
@@ -231,121 +240,9 @@ def _trial_data(exp: Experiment) -> dict[str, Any]:
     return out
 
 
-_CSS = """
-:root { --fg:#1d232b; --muted:#5b6673; --line:#dde2e8; --accent:#0072B2; --bg:#fff; --soft:#f5f7f9; }
-* { box-sizing: border-box; }
-body { margin:0; font:15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color:var(--fg); background:var(--bg); }
-header, section { padding: 14px 28px; }
-header { background: var(--soft); border-bottom: 1px solid var(--line); }
-h1 { margin: 0 0 6px; font-size: 24px; } h2 { margin: 8px 0 4px; font-size: 20px; }
-code { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 0.92em; }
-.facts span { margin-right: 18px; } .facts b { color: var(--muted); font-weight: 600; margin-right: 4px; }
-.versions, .intro, .note { color: var(--muted); margin: 4px 0; }
-.banner { background:#fff4d6; border:1px solid #f0d58a; padding:6px 10px; border-radius:4px; }
-nav { position: sticky; top: 0; z-index: 5; background: #fffffff0; border-bottom: 1px solid var(--line); padding: 6px 28px; }
-nav a { margin-right: 16px; color: var(--accent); text-decoration: none; font-weight: 500; }
-section { border-bottom: 1px solid var(--line); scroll-margin-top: 40px; }
-h4 { margin: 10px 0 2px; font-size: 14px; }
-.pareto-row { display: flex; gap: 18px; align-items: flex-start; }
-.pareto-row .chart { flex: 1 1 60%; min-width: 0; }
-#selection { flex: 0 0 38%; max-height: 760px; overflow: auto; border: 1px solid var(--line); border-radius: 6px; padding: 10px 14px; background: var(--soft); }
-#selection h3 { margin: 2px 0 6px; font-size: 17px; }
-#selection .hint { color: var(--muted); }
-#selection figure { margin: 8px 0 12px; }
-#selection img { width: 100%; image-rendering: pixelated; border: 1px solid var(--line); background: #fff; }
-#selection figcaption { color: var(--muted); font-size: 13px; }
-.kv { border-collapse: collapse; font-size: 13px; width: 100%; margin: 4px 0 8px; }
-.kv td { padding: 1px 6px; border-bottom: 1px solid var(--line); } .kv td:first-child { color: var(--muted); width: 45%; }
-.kv tr.searched td:first-child { color: var(--fg); font-weight: 600; }
-.table-wrap { overflow-x: auto; max-height: 560px; overflow-y: auto; border: 1px solid var(--line); border-radius: 6px; }
-table.sortable, table.comparison { border-collapse: collapse; font-size: 13px; white-space: nowrap; width: 100%; }
-table.sortable th, table.comparison th { position: sticky; top: 0; background: #eef2f6; text-align: left; padding: 5px 8px; border-bottom: 1px solid var(--line); }
-table.sortable th { cursor: pointer; user-select: none; }
-table.sortable th[aria-sort="ascending"]::after { content: " \\25B2"; font-size: 10px; }
-table.sortable th[aria-sort="descending"]::after { content: " \\25BC"; font-size: 10px; }
-table td { padding: 3px 8px; border-bottom: 1px solid #eef0f3; }
-table.sortable tbody tr { cursor: pointer; } table.sortable tbody tr:hover { background: #f2f7fc; }
-table.sortable tbody tr.selected { background: #dcecf9; }
-tr.o-diverged td:nth-child(4) { color: #B03A00; font-weight: 600; } tr.o-error td:nth-child(4) { color: #9b1c1c; font-weight: 600; }
-caption { caption-side: top; text-align: left; color: var(--muted); padding: 4px 8px; }
-.unavailable { color: var(--muted); font-style: italic; }
-"""
-
-_JS = r"""
-(function () {
-  "use strict";
-  const figures = JSON.parse(document.getElementById("figure-data").textContent);
-  const trials = JSON.parse(document.getElementById("trial-data").textContent);
-  const config = {responsive: true, displaylogo: false, toImageButtonOptions: {format: "png", scale: 2}};
-  const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
-  const kv = (rows, cls) => '<table class="kv">' + rows.map((r) =>
-      '<tr class="' + (cls && cls(r) ? "searched" : "") + '"><td>' + esc(r[0]) + "</td><td>" + esc(r[1]) + "</td></tr>").join("") + "</table>";
-
-  function showTrial(id) {
-    const t = trials[id];
-    const panel = document.getElementById("selection");
-    if (!t) return;
-    let h = "<h3>" + esc(t.label) + "</h3><p>outcome: <b>" + esc(t.outcome) + "</b>" +
-        t.metrics.slice(0, t.n_objectives).map((m) => " &middot; " + esc(m[0]) + " <b>" + esc(m[1]) + "</b>").join("") + "</p>";
-    if (t.images.length) {
-      h += t.images.map((im) => '<figure data-kind="' + esc(im[0]) + '"><img alt="' + esc(im[1]) + '" src="' + im[2] + '"><figcaption>' + esc(im[1]) + "</figcaption></figure>").join("");
-    } else {
-      h += '<p class="hint">No images for this trial (images are written when a trial completes).</p>';
-    }
-    if (t.metrics.length) h += "<h4>Final values</h4>" + kv(t.metrics);
-    h += "<h4>Run</h4>" + kv(Object.entries(t.facts));
-    h += "<h4>Configuration</h4><p class=\"hint\">searched parameters in bold; any other TrainConfig field has its default</p>" + kv(t.config, (r) => r[2]);
-    panel.innerHTML = h;
-    panel.dataset.trial = id;
-    panel.scrollTop = 0;
-    document.querySelectorAll("#trials-table tbody tr").forEach((tr) => tr.classList.toggle("selected", tr.dataset.trial === id));
-  }
-  window.showTrial = showTrial;
-
-  const plotted = Object.entries(figures).map(([id, fig]) => Plotly.newPlot(id, fig.data, fig.layout, config));
-  Promise.all(plotted).then(() => {
-    const pareto = document.getElementById("chart-pareto");
-    if (pareto && pareto.on) {
-      const pick = (ev) => {
-        const p = ev && ev.points && ev.points.find((q) => q.customdata !== undefined && q.customdata !== null);
-        if (p) showTrial(String(p.customdata));
-      };
-      pareto.on("plotly_click", pick);
-      pareto.on("plotly_selected", pick);
-    }
-    document.body.dataset.ready = "true";
-  }).catch((err) => { console.error(err); document.body.dataset.ready = "error"; });
-
-  // Sortable trials table: click a heading; numbers sort as numbers, empty cells last.
-  const table = document.getElementById("trials-table");
-  if (table) {
-    table.querySelectorAll("th").forEach((th, col) => th.addEventListener("click", () => {
-      const dir = th.getAttribute("aria-sort") === "ascending" ? "descending" : "ascending";
-      table.querySelectorAll("th").forEach((o) => o.removeAttribute("aria-sort"));
-      th.setAttribute("aria-sort", dir);
-      const body = table.tBodies[0];
-      const rows = Array.from(body.rows);
-      const key = (tr) => tr.cells[col] ? tr.cells[col].dataset.sort : "";
-      const sign = dir === "ascending" ? 1 : -1;
-      rows.sort((a, b) => {
-        const x = key(a), y = key(b);
-        if (x === "" || y === "") return (x === "") - (y === "");
-        const nx = Number(x), ny = Number(y);
-        const c = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : x.localeCompare(y, undefined, {numeric: true});
-        return sign * c;
-      });
-      rows.forEach((r) => body.appendChild(r));
-    }));
-    table.tBodies[0].addEventListener("click", (ev) => {
-      const tr = ev.target.closest("tr");
-      if (tr && tr.dataset.trial) {
-        showTrial(tr.dataset.trial);
-        document.getElementById("selection").scrollIntoView({behavior: "smooth", block: "nearest"});
-      }
-    });
-  }
-})();
-"""
+# The page's style and script, kept as files of their own so that editors and linters see them.
+_CSS = (resources.files("analysis") / "report.css").read_text(encoding="utf-8")
+_JS = (resources.files("analysis") / "report.js").read_text(encoding="utf-8")
 
 
 def build_report(exp: Experiment) -> str:
@@ -403,16 +300,9 @@ def write_report(experiment_dir: str | os.PathLike, out: str | os.PathLike | Non
     text = build_report(exp)
     if parquet:
         write_results(experiment_dir, experiment=exp)
-    target = os.fspath(out) if out is not None else None
-    if target is None:
-        base = os.fspath(experiment_dir)
-        target = join_uri(base, REPORT_FILE) if "://" in base else str(Path(base) / REPORT_FILE)
-    if "://" in target:
-        parent, name = split_uri(target)
-    else:
-        parent, name = str(Path(target).resolve().parent), Path(target).name
-    written = _Store.open(parent).write_atomic(name, text.encode("utf-8"))
-    return written if "://" in written else Path(written)
+    target = os.fspath(out) if out is not None else storage.join(experiment_dir, REPORT_FILE)
+    written = storage.write_bytes(target, text)
+    return written if storage.is_remote(written) else Path(written)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -263,7 +263,7 @@ def _write_report(settings: Settings) -> None:
             print("report: skipped (the analysis package has no report module)")
             return
         raise
-    from analysis.results import load_experiment  # deferred with analysis.report, above
+    from analysis import load_experiment  # deferred with analysis.report, above
 
     experiment = load_experiment(settings.experiment_dir)  # read once, for both
     path = write_report(settings.experiment_dir, experiment=experiment)

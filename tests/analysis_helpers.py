@@ -15,8 +15,9 @@ What it writes, checked against a real Ray Tune 2.60 run with OptunaSearch:
   time_this_iter_s, time_total_s, pid, hostname, node_ip, config, time_since_restore,
   iterations_since_restore); NaN written as the bare literal ``NaN`` as json.dump does;
 - ``<trial dir>/progress.csv``, ``checkpoint_NNNNNN/trainer.pt``, ``error.txt`` and the final
-  PNGs in the last checkpoint's ``images/`` and in ``<trial dir>/images/`` (PIL, the grids
-  Trainer.save_images draws: 64x64 tiles, 2 px padding);
+  images in the last checkpoint's ``images/`` and in ``<trial dir>/images/``: the PNG grids
+  Trainer.save_images draws (64x64 tiles, 2 px padding; traversals one row per latent, largest
+  KL first) and its ``traversals.json``;
 - ``experiment_state-<date>.json`` (``trial_data`` as pairs of JSON strings), written by
   Ray's own serialisation conventions for the fields analysis reads;
 - ``optuna.journal`` through Optuna's JournalStorage (enqueue, ask, tell, as OptunaSearch does);
@@ -37,15 +38,24 @@ from typing import Any
 
 import numpy as np
 
-DISENTANGLEMENT = ("beta_vae", "factor_vae", "mig", "modularity", "explicitness", "dci_disentanglement",
-                   "dci_completeness", "dci_informativeness", "sap")
+from trainables.vocabulary import (
+    DISENTANGLEMENT_METRICS,
+    SAMPLE_MEASURES,
+    SAMPLE_STDS,
+    TRAVERSALS_INFO,
+    VARIANT_NAMES,
+    sample_key,
+)
+
+# What trainables.metrics.evaluate measures every few epochs (the scores and decoded samples here).
+EVALUATED = (*DISENTANGLEMENT_METRICS, *(sample_key(s, m) for s in SAMPLE_STDS for m in SAMPLE_MEASURES))
 # Keys study.launch adds to every trial's config besides the space's parameters (trainable.py).
 LAUNCH_CONFIG: dict[str, Any] = {
     "dataset": "dsprites_small", "data_root": None, "metrics_every": 1, "final_metrics": "fast",
     "train_images": 512,
 }
 SENTINEL = {"max": 0.0, "min": 1.0e9}  # trainable.py's finite stand-ins for a failed trial
-VARIANTS = ("beta_vae", "beta_tcvae", "sintro", "sintro_tc")
+VARIANTS = VARIANT_NAMES
 
 
 @dataclass
@@ -119,8 +129,11 @@ def _metrics(t: FakeTrial, epoch: int, rng: np.random.Generator) -> dict[str, fl
     out.update({"mi": 3.0, "tc": 1.0 - 0.5 * b, "dwkl": 5.0} if tc else {"mi": float("nan"), "tc": float("nan"), "dwkl": float("nan")})
     out.update({"exp_elbo_rec": 0.1, "exp_elbo_fake": 0.05, "kl_fake_minus_real": 2.0 - b} if intro else
                {"exp_elbo_rec": float("nan"), "exp_elbo_fake": float("nan"), "kl_fake_minus_real": float("nan")})
-    for i, m in enumerate(DISENTANGLEMENT):
+    for i, m in enumerate(DISENTANGLEMENT_METRICS):
         out[m] = float(np.clip(score * (0.6 + 0.05 * i) + rng.normal(0, 0.03) + (0.7 if m == "modularity" else 0), 0, 1))
+    for std in SAMPLE_STDS:  # Soft-Intro decoders paint more of the canvas (docs/paper.md)
+        out[sample_key(std, "with_output")] = float(np.clip(0.2 + 0.6 * intro + rng.normal(0, 0.05), 0, 1))
+        out[sample_key(std, "mean_pixel")] = float(np.clip(0.04 + 0.08 * intro + rng.normal(0, 0.01), 0, 1))
     out.update(epoch_time_s=2.0 + rng.random(), images_per_s=3000.0 + 100 * rng.random())
     return out
 
@@ -147,6 +160,11 @@ def _write_images(folder: Path, latent_dim: int, rng: np.random.Generator) -> No
     _grid(2, 8, rng).save(folder / "samples_std1.png")
     _grid(2, 8, rng).save(folder / "samples_std3.png")
     _grid(latent_dim, 9, rng).save(folder / "traversals.png")
+    # Trainer.save_images: which latent each row moves (largest KL first), its KL, the z values.
+    kl = np.sort(rng.exponential(1.0, latent_dim))[::-1]
+    (folder / TRAVERSALS_INFO).write_text(json.dumps({
+        "latents": rng.permutation(latent_dim).tolist(), "kl": [round(float(k), 6) for k in kl],
+        "values": np.linspace(-2.5, 2.5, 9).round(6).tolist()}) + "\n")
 
 
 def _tag(config: dict[str, Any], keys: list[str]) -> str:
@@ -158,7 +176,7 @@ def _tag(config: dict[str, Any], keys: list[str]) -> str:
 def make_experiment(root: Path | str, name: str = "exp", trials: list[FakeTrial] | None = None, *,
                     journal: bool = True, study_json: bool = True, state: bool = True,
                     objectives: tuple[tuple[str, str], ...] = (("mig", "max"), ("rec_loss", "min")),
-                    seed: int = 0) -> Path:
+                    seed: int = 0, space: str = "compare") -> Path:
     """Write an experiment folder under root/name and return its path."""
     import optuna
     from optuna.storages import JournalStorage
@@ -229,7 +247,7 @@ def make_experiment(root: Path | str, name: str = "exp", trials: list[FakeTrial]
             total += dt; since += dt; it_since += 1
             m = _metrics(t, epoch, rng)
             if epoch in (1, t.epochs) or epoch % t.metrics_every == 0:
-                measured, metrics_epoch = {k: m[k] for k in DISENTANGLEMENT}, epoch
+                measured, metrics_epoch = {k: m[k] for k in EVALUATED}, epoch
             m.update(measured)  # between evaluations a report repeats the last ones
             outcome = "completed" if (epoch == last_epoch and t.outcome == "completed") else "running"
             if epoch == last_epoch and failed:
@@ -294,8 +312,8 @@ def make_experiment(root: Path | str, name: str = "exp", trials: list[FakeTrial]
     if study_json:
         unfinished = {t.outcome for t in trials} & {"running", "pending"}
         (exp / "study.json").write_text(json.dumps({
-            "name": name, "space": "compare", "dataset": "dsprites_small", "preset": "smoke",
-            "argv": ["--space", "compare", "--preset", "smoke"], "seed": 0, "seeds": 1, "sampler": "tpe",
+            "name": name, "space": space, "dataset": "dsprites_small", "preset": "smoke",
+            "argv": ["--space", space, "--preset", "smoke"], "seed": 0, "seeds": 1, "sampler": "tpe",
             "objectives": [{"metric": m, "mode": d} for m, d in objectives],
             "versions": {"python": "3.11.2", "torch": "2.13.0", "ray": "2.60.0", "optuna": "5.0.0"},
             "started_at": "2026-11-28T07:30:00+00:00",

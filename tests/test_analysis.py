@@ -25,16 +25,15 @@ import pytest
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-from analysis_helpers import FakeTrial, default_trials, make_experiment, smoke_study  # noqa: E402
+from analysis_helpers import FakeTrial, default_trials, make_experiment, smoke_study
 
-from analysis import charts as C  # noqa: E402
-from analysis.report import build_report, write_report  # noqa: E402
-from analysis.results import (  # noqa: E402
-    ExperimentError,
-    load_experiment,
-    read_results,
-    write_results,
-)
+from analysis import ExperimentError, load_experiment, read_results, write_results
+from analysis import charts as C
+from analysis.charts.style import GREY
+from analysis.report import build_report, write_report
+from analysis.stats import non_dominated, t_interval, wilson_interval
+from trainables import storage
+from trainables.vocabulary import DISENTANGLEMENT_METRICS, VARIANT_NAMES, variant_label
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = optuna.importance.PedAnovaImportanceEvaluator()  # chart logic tests; fANOVA runs in the report
@@ -231,12 +230,10 @@ def test_write_results_atomic_and_idempotent(gen_dir, tmp_path, monkeypatch):
     assert first == second and [Path(p).read_bytes() for p in second] == data  # byte-identical
     assert sorted(p.name for p in out.iterdir()) == ["history.parquet", "trials.parquet"]
     # A crash while writing leaves the previous files and no temporary file behind.
-    import analysis.results as R
-
     def boom(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(R.os, "replace", boom)
+    monkeypatch.setattr(storage.os, "replace", boom)
     with pytest.raises(OSError, match="disk full"):
         write_results(gen_dir, out)
     assert sorted(p.name for p in out.iterdir()) == ["history.parquet", "trials.parquet"]
@@ -319,6 +316,18 @@ def test_bad_input_is_one_line(tmp_path, make):
     assert make != "empty" or list(target.iterdir()) == []  # nothing written
 
 
+def test_storage_paths_as_analysis_uses_them(tmp_path):
+    # A URI's query (the S3 endpoint) stays at the end: pyarrow reads it there.
+    assert storage.join("s3://b/runs/exp?endpoint_override=h:1&scheme=http", "images", "recon.png") == \
+        "s3://b/runs/exp/images/recon.png?endpoint_override=h:1&scheme=http"
+    assert storage.join(str(tmp_path / "exp?x"), "a") == str(tmp_path / "exp?x" / "a")  # a local "?" is a name
+    written = storage.write_bytes(tmp_path / "sub" / "f.txt", "text")
+    assert written == str((tmp_path / "sub" / "f.txt").resolve()) and Path(written).read_text() == "text"
+    storage.delete(written)
+    storage.delete(written)  # gone already: nothing to do
+    assert not Path(written).exists()
+
+
 def test_s3_experiment(tmp_path, gen_dir, monkeypatch):
     moto_server = pytest.importorskip("moto.server", reason="moto[server] is not installed")
     boto3 = pytest.importorskip("boto3")
@@ -363,8 +372,8 @@ def test_non_dominated_known_points():
     x = np.array([1.0, 2.0, 2.0, 3.0, 1.0, 4.0])  # loss, lower is better
     y = np.array([0.1, 0.5, 0.5, 0.4, 0.05, 0.9])  # score, higher is better
     # (2, .5) twice: ties dominate neither; (3, .4) is dominated by (2, .5); (1, .05) by (1, .1).
-    assert C._non_dominated(x, y).tolist() == [True, True, True, False, False, True]
-    assert C._non_dominated(np.array([]), np.array([])).tolist() == []
+    assert non_dominated(x, y).tolist() == [True, True, True, False, False, True]
+    assert non_dominated(np.array([]), np.array([])).tolist() == []
 
 
 def test_pareto_front_info(gen):
@@ -391,13 +400,13 @@ def test_pareto_front_figure(gen):
     fig = C.pareto_front_figure(info)
     names = [tr.name for tr in fig.data]
     assert names[:2] == ["dominated", "Pareto front"]
-    assert set(names[2:]) == {C.variant_label(v) for v, f in zip(info.variants, info.on_front) if f}
+    assert set(names[2:]) == {variant_label(v) for v, f in zip(info.variants, info.on_front) if f}
     grey = fig.data[0]
-    assert grey.marker.color == C._GREY and len(grey.x) == info.on_front.count(False)
+    assert grey.marker.color == GREY and len(grey.x) == info.on_front.count(False)
     front_ids = [c for tr in fig.data[2:] for c in tr.customdata]
     assert sorted(front_ids) == sorted(info.front)
     for tr in fig.data[2:]:
-        variant = next(v for v, lab in C.VARIANT_LABELS.items() if lab == tr.name)
+        variant = next(v for v in VARIANT_NAMES if variant_label(v) == tr.name)
         assert tr.marker.color == C.VARIANT_COLORS[variant]
     assert fig.layout.clickmode == "event+select"
 
@@ -462,7 +471,7 @@ def test_curves(gen):
     agg = C.curves_info(gen, metrics=["rec_loss"], aggregate=True)
     s = next(s for s in agg.series if s.variant == "beta_vae")
     at1 = part.loc[part["epoch"] == 1, "rec_loss"]
-    mean, lo, hi = C.t_interval(at1.to_numpy())
+    mean, lo, hi = t_interval(at1.to_numpy())
     assert s.values[0] == pytest.approx(mean) and (s.lower[0], s.upper[0]) == pytest.approx((lo, hi))
     assert len(C.curves_figure(agg).data) == 2 * len(agg.series)  # band + mean
     default = C.curves_info(gen)
@@ -470,10 +479,16 @@ def test_curves(gen):
 
 
 def test_t_interval_known_values():
-    mean, lo, hi = C.t_interval(np.array([1.0, 2.0, 3.0]))
+    mean, lo, hi = t_interval(np.array([1.0, 2.0, 3.0]))
     assert mean == 2.0 and hi - mean == pytest.approx(4.302652729911275 / math.sqrt(3))  # t(0.975, 2)
-    assert math.isnan(C.t_interval(np.array([5.0]))[1]) and C.t_interval(np.array([5.0]))[0] == 5.0
-    assert all(math.isnan(v) for v in C.t_interval(np.array([np.nan])))
+    assert math.isnan(t_interval(np.array([5.0]))[1]) and t_interval(np.array([5.0]))[0] == 5.0
+    assert all(math.isnan(v) for v in t_interval(np.array([np.nan])))
+
+
+def test_wilson_interval_known_values():
+    assert wilson_interval(0, 4) == (0.0, pytest.approx(0.4899, abs=1e-4))
+    assert wilson_interval(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+    assert wilson_interval(3, 3)[1] == 1.0 and all(math.isnan(v) for v in wilson_interval(0, 0))
 
 
 def test_seed_distributions_and_comparison_table(gen):
@@ -484,7 +499,7 @@ def test_seed_distributions_and_comparison_table(gen):
         for j, v in enumerate(info.variants):
             assert sorted(info.values[i][j]) == sorted(done.loc[done["variant"] == v, m])
     s = next(s for s in info.summaries if s.metric == "mig" and s.variant == "beta_vae")
-    assert s.n == 3 and (s.mean, s.low, s.high) == pytest.approx(C.t_interval(done.loc[done["variant"] == "beta_vae", "mig"]))
+    assert s.n == 3 and (s.mean, s.low, s.high) == pytest.approx(t_interval(done.loc[done["variant"] == "beta_vae", "mig"]))
     assert info.method == "Student t, 95%"
     fig = C.seed_distributions_figure(info)
     assert [tr.type for tr in fig.data].count("box") == 8
@@ -593,8 +608,8 @@ def test_report_without_a_score(tmp_path):
     trials = [FakeTrial("beta_vae", s, {"variant": "beta_vae", "lr": 1e-4 * (s + 1), "beta_kl": 2.0, "latent_dim": 10})
               for s in range(3)]
     exp = load_experiment(make_experiment(tmp_path, trials=trials, objectives=(("rec_loss", "min"),)))
-    exp.trials = exp.trials.drop(columns=[c for c in C.DISENTANGLEMENT_METRICS if c in exp.trials])
-    exp.history = exp.history.drop(columns=[c for c in C.DISENTANGLEMENT_METRICS if c in exp.history])
+    exp.trials = exp.trials.drop(columns=[c for c in DISENTANGLEMENT_METRICS if c in exp.trials])
+    exp.history = exp.history.drop(columns=[c for c in DISENTANGLEMENT_METRICS if c in exp.history])
     html = build_report(exp)
     assert "Not available" in html and 'id="chart-curves"' in html
 

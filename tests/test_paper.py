@@ -1,11 +1,13 @@
 """The report's comparison (issue: the `paper` study): the fixed design in the launcher, the
-single-run odds on known answers, and `--space paper` at smoke size end to end on a real local
+single-run odds on known answers, the tables read from the trials' numbers and the figures from
+whole images (a generated folder), and `--space paper` at smoke size end to end on a real local
 Ray, checking the table against the trials and the figure files as real PNG images."""
 
 from __future__ import annotations
 
 import csv
 import importlib.util
+import io
 import itertools
 import json
 import shutil
@@ -19,11 +21,24 @@ from conftest import local_ray_instance
 from PIL import Image
 
 import search_spaces
-from analysis.paper import FACTOR_METRICS, _tiles, p_best, write_paper
-from analysis.results import ExperimentError, load_experiment
+from analysis import ExperimentError, load_experiment
+from analysis.paper import (
+    CURVE_METRICS,
+    FACTOR_METRICS,
+    LOSSES,
+    NO_FACTOR_METRICS,
+    sample_table,
+    single_run_odds,
+    write_paper,
+)
+from analysis.stats import p_best, t_interval
 from study import launch
 from study import settings as cli
 from trainables.vocabulary import DISENTANGLEMENT_METRICS
+from trainables.vocabulary import METRICS, SAMPLE_MEASURES, SAMPLE_METRICS, SAMPLE_STDS, sample_key, variant
+
+sys.path.insert(0, str(Path(__file__).parent))
+from analysis_helpers import FakeTrial, make_experiment
 
 REPO = Path(__file__).resolve().parents[1]
 SEEDS = 2
@@ -84,20 +99,58 @@ def test_p_best_known_answers():
     assert sum(p_best(values).values()) == pytest.approx(1.0)
 
 
-def test_tiles_of_a_sample_grid():
-    """A 2 x 3 grid in Trainer.save_images' layout (64 px tiles, 2 px white padding): tile k
-    holds a k x k white square on black, so the means and the 'with output' share are known."""
-    grid = Image.new("L", (3 * 66 + 2, 2 * 66 + 2), 255)
-    for k in range(6):
-        r, c = divmod(k, 3)
-        x, y = 2 + c * 66, 2 + r * 66
-        grid.paste(0, (x, y, x + 64, y + 64))
-        if k:
-            grid.paste(255, (x, y, x + k, y + k))
-    tiles = _tiles(grid, rows=2)
-    assert tiles.shape == (6, 64, 64)
-    assert tiles.mean(axis=(1, 2)) == pytest.approx([k * k / 4096 for k in range(6)])
-    assert (tiles.max(axis=(1, 2)) >= 0.5).mean() == pytest.approx(5 / 6)
+# --- numbers from the tables, images whole (a generated --space paper folder) --------------------------
+def test_paper_metric_names_are_in_the_vocabulary():
+    for names in (FACTOR_METRICS, NO_FACTOR_METRICS, CURVE_METRICS, LOSSES):
+        assert set(names) <= set(METRICS), names
+    assert {sample_key(s, m) for s in SAMPLE_STDS for m in SAMPLE_MEASURES} == set(SAMPLE_METRICS)
+
+
+@pytest.fixture(scope="module")
+def paper_like(tmp_path_factory) -> Path:
+    """The paper's design in a generated folder: four variants x three seeds, all completed."""
+    def params(v: str) -> dict:
+        return {"variant": v, "lr": 3e-4, "beta_kl": 2.0, "latent_dim": 6,
+                **({"tc_weight": 2.0} if variant(v).decomposed else {}),
+                **({"beta_neg": 256.0} if variant(v).adversarial else {})}
+    trials = [FakeTrial(v, s, params(v), images_in_checkpoint=(s == 1)) for v in ORDER for s in range(3)]
+    return make_experiment(tmp_path_factory.mktemp("paper_like"), trials=trials, space="paper")
+
+
+def test_sample_table_aggregates_the_sample_metrics(paper_like):
+    exp = load_experiment(paper_like)
+    table = sample_table(exp)
+    assert [(r["variant"], r["std"]) for _, r in table.iterrows()] == [(v, s) for v in ORDER for s in SAMPLE_STDS]
+    for _, r in table.iterrows():
+        mine = exp.trials.loc[exp.trials["variant"] == r["variant"]]
+        assert r["trials"] == 3
+        for measure in SAMPLE_MEASURES:
+            expected = t_interval(mine[sample_key(r["std"], measure)].to_numpy())
+            assert (r[f"{measure}_mean"], r[f"{measure}_low"], r[f"{measure}_high"]) == pytest.approx(expected)
+    # Odds only where a metric has a better side: the KL of the training loss has none.
+    odds = single_run_odds(exp, ["mig", "kl"])
+    assert set(odds["metric"]) == {"mig"} and odds["p_best"].sum() == pytest.approx(1.0)
+
+
+def test_paper_traversals_are_whole_images_labelled_from_traversals_json(paper_like, tmp_path):
+    exp = load_experiment(paper_like)
+    write_paper(paper_like, tmp_path, png=False)
+    samples = read_csv(tmp_path / "samples.csv")
+    assert [(r["variant"], r["std"]) for r in samples] == [(v, str(s)) for v in ORDER for s in SAMPLE_STDS]
+    assert "| beta-VAE | 1 |" in (tmp_path / "comparison.md").read_text()
+    figure = np.asarray(Image.open(tmp_path / "fig3b_traversals.png").convert("RGB"))
+    y, label_w, strip = 24, 170, 110  # the figure's title band, variant label and row-label widths
+    for v in ORDER:  # one row per variant: its lowest seed's traversals.png, whole
+        tid = exp.trials.loc[(exp.trials["variant"] == v) & (exp.trials["seed"] == 0), "trial_id"].iloc[0]
+        grid = np.asarray(Image.open(io.BytesIO(exp.image_bytes(tid, "traversals"))).convert("RGB"))
+        assert np.array_equal(figure[y:y + grid.shape[0], label_w + strip:label_w + strip + grid.shape[1]], grid)
+        rows = len(json.loads(exp.traversals_bytes(tid))["latents"])
+        assert rows == grid.shape[0] // 66
+        for r in range(rows):  # a label (dark text on white) beside every row
+            band = figure[y + r * grid.shape[0] // rows:y + (r + 1) * grid.shape[0] // rows, label_w:label_w + strip]
+            assert (band < 128).any(), (v, r)
+        y += grid.shape[0] + 8
+    assert figure.shape[0] == y
 
 
 # --- `--space paper` at smoke size, end to end --------------------------------------------------------
@@ -135,7 +188,7 @@ def test_paper_smoke_study_writes_the_comparison_table(paper_study):
             mean, lo, hi = float(r[f"{m}_mean"]), float(r[f"{m}_low"]), float(r[f"{m}_high"])
             assert mean == pytest.approx(vals.mean())
             assert float(r[f"{m}_min"]) == pytest.approx(vals.min()) and float(r[f"{m}_max"]) == pytest.approx(vals.max())
-            half = 12.706 * vals.std(ddof=1) / np.sqrt(2)  # t(0.975, df=1)
+            half = 12.706204736174694 * vals.std(ddof=1) / np.sqrt(2)  # t(0.975, df=1), exact: bounds near 0 are checked too
             assert (lo, hi) == pytest.approx((mean - half, mean + half), rel=1e-3, abs=1e-9)
 
     odds = read_csv(out / "single_run.csv")

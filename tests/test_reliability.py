@@ -480,9 +480,9 @@ def test_bad_input_is_one_line_exit_2_no_traceback_nothing_written(case, argv, n
 
 
 # --- 6. atomic writes: a writer SIGKILLed mid-write leaves the previous version ----------------------
-# A writer process whose file writes stop half-way: the first write through os.fdopen (what
-# analysis' write_atomic uses) or Path.write_bytes (trainables.storage: study.json) writes half its bytes,
-# syncs them, drops a marker for the test, and hangs until the test SIGKILLs it.
+# A writer process whose file writes stop half-way: the first write through Path.write_bytes
+# (what trainables.storage.write_atomic uses: study.json, the parquet tables, the report) writes half
+# its bytes, syncs them, drops a marker for the test, and hangs until the test SIGKILLs it.
 WRITER = textwrap.dedent("""
     import os, sys, time
     kind, target = sys.argv[1], sys.argv[2]
@@ -497,31 +497,14 @@ WRITER = textwrap.dedent("""
         time.sleep(600)
         return n
 
-    orig_fdopen = os.fdopen
-    def fdopen(fd, *a, **k):
-        f = orig_fdopen(fd, *a, **k)
-        write = f.write
-        f.write = lambda data: _half(write, data)
-        return f
-    os.fdopen = fdopen
-    orig_ntf = __import__("tempfile").NamedTemporaryFile
-    def ntf(*a, **k):
-        f = orig_ntf(*a, **k)
-        write = f.write
-        class Wrapped:
-            def __init__(s): s.name = f.name
-            def write(s, data): return _half(write, data)
-            def __enter__(s): return s
-            def __exit__(s, *e): return f.__exit__(*e)
-        return Wrapped()
-    __import__("tempfile").NamedTemporaryFile = ntf
-    def write_bytes(path, data):
-        with open(path, "wb") as f:
+    import pathlib
+    def write_bytes(self, data):
+        with open(self, "wb") as f:
             return _half(f.write, data)
-    __import__("pathlib").Path.write_bytes = write_bytes
+    pathlib.Path.write_bytes = write_bytes
 
     if kind == "parquet":
-        from analysis.results import write_results
+        from analysis import write_results
         write_results(sys.argv[3], os.path.dirname(target))
     elif kind == "html":
         from analysis.report import write_report
@@ -578,7 +561,7 @@ def test_a_writer_killed_mid_write_leaves_the_previous_file(kind, finished_exper
         assert json.loads(target.read_text())["status"] == "completed"
     else:
         assert target.read_text().rstrip().endswith("</html>")
-    from analysis.results import load_experiment  # the leftover temporary file is ignored
+    from analysis import load_experiment  # the leftover temporary file is ignored
 
     assert len(load_experiment(experiment).trials) == 4
 
@@ -588,27 +571,19 @@ def test_a_failing_serialiser_leaves_the_previous_report(finished_experiment, tm
     previous report.html and no temporary file."""
     import shutil
 
-    import analysis.results as R
     from analysis.report import write_report
 
     experiment = tmp_path / "exp"
     shutil.copytree(finished_experiment, experiment)
     target = experiment / "report.html"
     previous = target.read_bytes()
-    real_fdopen = os.fdopen
+    real_write_bytes = Path.write_bytes
 
-    def half_then_fail(fd, *a, **k):
-        f = real_fdopen(fd, *a, **k)
-        real_write = f.write
+    def half_then_fail(self, data):  # trainables.storage writes a temporary file with Path.write_bytes
+        real_write_bytes(self, data[: len(data) // 2])
+        raise OSError(28, "No space left on device")
 
-        def write(data):
-            real_write(data[: len(data) // 2])
-            raise OSError(28, "No space left on device")
-
-        f.write = write
-        return f
-
-    monkeypatch.setattr(R.os, "fdopen", half_then_fail)
+    monkeypatch.setattr(Path, "write_bytes", half_then_fail)
     with pytest.raises(OSError, match="No space left"):
         write_report(experiment, parquet=False)
     assert target.read_bytes() == previous

@@ -32,8 +32,11 @@ def is_remote(location: str | os.PathLike) -> bool:
 
 
 def join(base: str | os.PathLike, *names: str) -> str:
-    """`base`/`names`... for a local path or a URI."""
-    return "/".join([str(base).rstrip("/"), *names])
+    """`base`/`names`... for a local path or a URI; a URI's query (``?endpoint_override=...``)
+    stays at the end, where pyarrow reads it."""
+    text = str(base)
+    path, sep, query = text.partition("?") if is_remote(text) else (text, "", "")
+    return "/".join([path.rstrip("/"), *names]) + sep + query
 
 
 @contextlib.contextmanager
@@ -81,11 +84,24 @@ def read_bytes(location: str | os.PathLike) -> bytes | None:
         return f.read()
 
 
-def write_bytes(location: str | os.PathLike, data: bytes | str) -> None:
-    """Write a file, atomically: a local rename or one object-store PUT."""
+def write_bytes(location: str | os.PathLike, data: bytes | str) -> str:
+    """Write a file, atomically: a local rename or one object-store PUT. Returns where: the
+    absolute local path, or the URI."""
     if not is_remote(location):
-        write_atomic(location, data)
-        return
+        return str(write_atomic(location, data).resolve())
     fs, path = filesystem(location)
     with fs.open_output_stream(path) as f:
         f.write(data.encode() if isinstance(data, str) else data)
+    return str(location)
+
+
+def delete(location: str | os.PathLike) -> None:
+    """Remove a file if there is one (a stale output that a run does not rewrite)."""
+    if not is_remote(location):
+        Path(location).unlink(missing_ok=True)
+        return
+    import pyarrow.fs as pafs
+
+    fs, path = filesystem(location)
+    if fs.get_file_info(path).type == pafs.FileType.File:
+        fs.delete_file(path)

@@ -137,6 +137,7 @@ UNSUPERVISED_METRICS = metrics_of(Family.UNSUPERVISED)
 SAMPLE_METRICS = metrics_of(Family.SAMPLES)
 LOSS_TERMS = metrics_of(Family.LOSS)
 SAMPLE_STDS = (1, 3)  # the report's figure 3c: random latents at small and large standard deviation
+SAMPLE_MEASURES = ("with_output", "mean_pixel")  # per std: the share of decodes with output, their mean pixel
 IMAGE_OUTPUT_LEVEL = 0.5  # a decode "has output" when a pixel reaches this (dSprites: black background)
 
 _KL_DIM = re.compile(r"^kl_dim_(\d+)$")  # the per-latent KL of the codes: kl_dim_00, kl_dim_01, ...
@@ -151,6 +152,11 @@ def kl_dim_latent(key: str) -> int | None:
     """The latent index of a kl_dim key, None for any other key."""
     match = _KL_DIM.match(key)
     return int(match.group(1)) if match else None
+
+
+def sample_key(std: float, measure: str) -> str:
+    """The key of a decoded-sample measure: sample_key(1, "with_output") == "samples_std1_with_output"."""
+    return f"samples_std{std:g}_{measure}"
 
 
 def metric_keys(*, has_factors: bool, latent_dim: int) -> list[str]:
@@ -191,6 +197,8 @@ class Outcome(StrEnum):
 
 
 FAILED_OUTCOMES = (Outcome.DIVERGED.value, Outcome.ERROR.value)
+# The keys of a trainable's report that say where training stands, not what it measured.
+REPORT_KEYS = ("epoch", "metrics_epoch", "outcome", "error", "diverged_epoch")
 SCORED_OUTCOMES = (Outcome.COMPLETED.value, Outcome.STOPPED.value)  # have final metric values
 
 CONFIG_GROUP = "config_group"  # trial key: the Optuna number of the first seed of its configuration
