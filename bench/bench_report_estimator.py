@@ -7,8 +7,9 @@ matrix fills columns 0 and 1 instead of the diagonal, and clamps every per-dimen
 at -50 (trainables/objectives.py, estimator "mss_report"); the project's default is the corrected
 MSS ("mss"). Two measurements, side by side in one run:
 
-1. The same tensors: posteriors of a model trained one epoch (beta-TCVAE, the paper's losses),
-   batch by batch, TC per sample under both estimators: means, mean difference, correlation.
+1. The same tensors, TC per sample under both estimators (means, mean difference, correlation):
+   posteriors of a model trained one epoch (beta-TCVAE, the paper's losses), and synthetic
+   posteriors whose true TC is known (independent and correlated latents).
 2. Training: beta-TCVAE and Soft-Intro-TCVAE with the `paper` space's settings (the report's
    losses and weights, batch 128, the standard model, dsprites_small), `--seeds` seeds x both
    estimators x `--epochs` epochs, full metrics at the end. For every metric: mean and standard
@@ -66,18 +67,44 @@ def same_tensors(data, *, batches: int = 20) -> list[str]:
             z = mu + torch.randn(mu.shape, generator=gen) * torch.exp(0.5 * logvar)
             for e in ESTIMATORS:
                 tcs[e].append(obj.tc_decomposition(z, mu, logvar, dataset_size=len(data), estimator=e)[1])
+    lines = [f"TC per sample over {batches} batches of {trainer.config.batch_size}:", "",
+             "| posteriors | true TC (nats) | mss: mean (sd) | mss_report: mean (sd) | mean difference | correlation |",
+             "|---|---|---|---|---|---|"]
+    lines.append(_row("beta-TCVAE after one epoch (paper losses)", float("nan"), tcs))
+    for name, corr in CORRELATED.items():  # known answers: mu ~ N(0, C), posterior variance 0.1
+        lines.append(_row(name, *_correlated_tcs(corr, batch=trainer.config.batch_size, n=len(data), batches=batches)))
+    return lines
+
+
+# mu ~ N(0, C) with posterior variance s2 in every dimension: the aggregate posterior is N(0, C + s2 I),
+# whose TC is -0.5 log det corr(C + s2 I) (docs/objectives.md, "Known answers on a large batch").
+CORRELATED = {
+    "synthetic, 10 independent latents": np.eye(10),
+    "synthetic, 10 latents, pairwise correlation 0.6": 0.4 * np.eye(10) + 0.6,
+}
+
+
+def _correlated_tcs(corr: np.ndarray, *, batch: int, n: int, batches: int, s2: float = 0.1):
+    gen = torch.Generator().manual_seed(1)
+    c = torch.tensor(corr, dtype=torch.float64)
+    s = c + s2 * torch.eye(len(c), dtype=torch.float64)
+    d = s.diagonal().sqrt()
+    true_tc = -0.5 * torch.logdet(s / d[:, None] / d[None, :]).item()
+    tcs = {e: [] for e in ESTIMATORS}
+    for _ in range(batches):
+        mu = torch.randn(batch, len(c), generator=gen, dtype=torch.float64) @ torch.linalg.cholesky(c).T
+        logvar = torch.full_like(mu, np.log(s2))
+        z = mu + np.sqrt(s2) * torch.randn(mu.shape, generator=gen, dtype=torch.float64)
+        for e in ESTIMATORS:
+            tcs[e].append(obj.tc_decomposition(z, mu, logvar, dataset_size=n, estimator=e)[1])
+    return true_tc, tcs
+
+
+def _row(name: str, true_tc: float, tcs: dict[str, list[torch.Tensor]]) -> str:
     a, b = (torch.cat(tcs[e]).numpy() for e in ESTIMATORS)
-    return [
-        f"TC per sample over {batches} batches of {trainer.config.batch_size} (posteriors of beta-TCVAE after one epoch):",
-        "",
-        "| estimator | mean TC (nats) | sd |",
-        "|---|---|---|",
-        f"| mss | {a.mean():.3f} | {a.std():.3f} |",
-        f"| mss_report | {b.mean():.3f} | {b.std():.3f} |",
-        "",
-        f"mean difference (mss_report - mss): {np.mean(b - a):.3f} nats; correlation across samples: "
-        f"{np.corrcoef(a, b)[0, 1]:.3f}",
-    ]
+    known = "unknown" if np.isnan(true_tc) else f"{true_tc:.3f}"
+    return (f"| {name} | {known} | {a.mean():.3f} ({a.std():.3f}) | {b.mean():.3f} ({b.std():.3f}) | "
+            f"{np.mean(b - a):+.3f} | {np.corrcoef(a, b)[0, 1]:.3f} |")
 
 
 def train_runs(data, *, seeds: int, epochs: int, log) -> dict[tuple[str, str], list[dict[str, float]]]:
@@ -132,9 +159,10 @@ def main() -> None:
              f"{platform.processor() or platform.machine()}, 1 torch thread, torch {torch.__version__}, "
              f"numpy {np.__version__}.", "", "## 1. The same tensors", ""]
     lines += same_tensors(data)
-    runs = train_runs(data, seeds=args.seeds, epochs=args.epochs, log=lambda s: print(s, flush=True))
-    lines += ["", f"## 2. Training: {args.seeds} seeds x {args.epochs} epochs, the paper's losses and weights", ""]
-    lines += compare(runs, seeds=args.seeds)
+    if args.seeds:  # --seeds 0: the same-tensor comparison alone
+        runs = train_runs(data, seeds=args.seeds, epochs=args.epochs, log=lambda s: print(s, flush=True))
+        lines += ["", f"## 2. Training: {args.seeds} seeds x {args.epochs} epochs, the paper's losses and weights", ""]
+        lines += compare(runs, seeds=args.seeds)
     lines += ["", f"Wall time {(time.perf_counter() - start) / 60:.1f} min; load average {load_before:.1f} before, "
               f"{os.getloadavg()[0]:.1f} after."]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

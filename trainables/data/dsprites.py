@@ -1,6 +1,6 @@
 """dSprites (Matthey et al. 2017): the factor grid, a procedural renderer and the npz loader.
 
-Two data sets share this module (DESIGN.md section 3):
+Two data sets share this module (docs/data.md):
 - `dsprites`: the full grid, 3 shapes x 6 scales x 40 orientations x 32 posX x 32 posY
   = 737,280 binary 64x64 images (the single colour factor is dropped);
 - `dsprites_small`: the report's reduced grid, orientation classes [0, 10, 20, 29] and
@@ -45,7 +45,7 @@ NPZ_NAME = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
 NPZ_ENV = "DSPRITES_NPZ"
 _NPZ_KEYS = ("imgs", "latents_classes", "latents_values")
 
-# Geometry fitted to the original frames (DESIGN.md section 3), in pixels at scale 1.
+# Geometry fitted to the original frames (docs/data.md, "Procedural rendering"), in pixels at scale 1.
 SIZE = 64
 SQUARE_HALF = 9.6  # half of the 19.2 px side
 ELLIPSE_AXES = (12.76, 7.22)  # semi-axes, horizontal one first at orientation 0

@@ -56,7 +56,7 @@ DATA_FREE = {"unsupervised": compute_unsupervised, "samples": compute_samples}
 PARALLEL = ("explicitness", "dci", "sap")  # take n_jobs
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    # disentanglement_lib's sample counts (DESIGN.md section 4)
+    # disentanglement_lib's sample counts (Locatello et al. 2019; docs/metrics.md, "Definitions, defaults")
     "full": {
         "beta_vae": dict(batch_size=64, num_train=10_000, num_eval=5_000),
         "factor_vae": dict(batch_size=64, num_train=10_000, num_eval=5_000, num_variance_estimate=10_000),

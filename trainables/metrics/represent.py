@@ -8,7 +8,7 @@ from a model and a data set in one of two protocols:
   the code of an image is a deterministic function of its row. Each needed row is encoded once,
   and every later request indexes the cached codes. The metrics' sample counts then cost at most
   one encoder pass per distinct image: 7,200 for dsprites_small, instead of about 2.9 million
-  passes for the `full` suite (DESIGN.md section 4).
+  passes for the `full` suite (docs/metrics.md, "Encoding once").
 - re-encoding (`cached=False`): the reference protocol; every requested row is rendered
   (`Dataset.images_of`) and encoded again. It is needed when the same factors do not always
   give the same code: stochastic rendering, data augmentation, an encoder that is random at
