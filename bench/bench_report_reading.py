@@ -54,7 +54,7 @@ def main() -> None:
                          f"{m['active_units']:.0f} | {m['mig']:.3f} | {m['beta_vae']:.3f} | "
                          f"{time.perf_counter() - start:.0f} |")
             print(lines[-1], flush=True)
-    lines += ["", f"A blank decode costs about 700 nats per image here. Load average {load_before:.1f} before, "
+    lines += ["", f"A decode that paints every pixel at the data's mean intensity (0.042494) costs 720 nats per image. Load average {load_before:.1f} before, "
               f"{os.getloadavg()[0]:.1f} after."]
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
