@@ -141,7 +141,7 @@ def test_independent_noise_scores_chance(scores):
 
 
 def test_modularity_of_noise_is_about_0_7_not_0():
-    # DESIGN.md section 4: 10,000 points, 20 bins, independent Gaussian noise -> about 0.70.
+    # 10,000 points, 20 bins, independent Gaussian noise -> about 0.70 (the plug-in MI bias has a maximum).
     value = compute_modularity(_noise(seed=3), GRID, np.random.default_rng(0), num_train=10_000)["modularity"]
     assert 0.6 < value < 0.8
 
@@ -225,14 +225,115 @@ def test_dci_hist_gain_importances_find_the_informative_code():
     assert imp.argmax() == 2 and imp[2] > 0.9
 
 
-def test_dci_exact_trees_agree_with_hist_trees_on_the_factors():
+def _dci_case(case: str, num_train: int, num_test: int, seed: int = 0):
+    """Codes with known answers on dsprites_small's grid, as bench/bench_dci.py builds them:
+    `factors` (the classes + N(0, 0.1^2)), `noise` (five N(0, 1) latents), `rotated` (the classes
+    times a random rotation + the same noise), `extra` (`factors` + five N(0, 1) latents)."""
+    sizes = np.array(SIZES)
+    rng = np.random.default_rng(seed)
+    classes_train = rng.integers(0, sizes, size=(num_train, len(SIZES)))
+    classes_test = rng.integers(0, sizes, size=(num_test, len(SIZES)))
+    rotation, _ = np.linalg.qr(np.random.default_rng(seed + 100).normal(size=(len(SIZES), len(SIZES))))
+    noise = np.random.default_rng(seed + 1)
+
+    def code(classes):
+        x = classes.astype(np.float64)
+        if case == "noise":
+            return noise.normal(size=(len(x), 5))
+        if case == "rotated":
+            x = x @ rotation
+        x = x + 0.1 * noise.normal(size=x.shape)
+        if case == "extra":
+            x = np.concatenate([x, noise.normal(size=(len(x), 5))], axis=1)
+        return x
+
+    return code(classes_train), classes_train, code(classes_test), classes_test
+
+
+DCI_CASES = ("factors", "noise", "rotated", "extra")
+
+
+@pytest.mark.parametrize("case", DCI_CASES)
+def test_dci_default_trees_agree_with_the_exact_trees(case):
+    # 500 points, 30 rounds (fast); the slow test below has the `full` preset's 100 rounds at
+    # 2,000 points, docs/bench/dci.md 10,000. The default bins each code into 256 bins here.
+    arrays = _dci_case(case, 500, 250)
+    hist = dci._compute_dci(*arrays, n_estimators=30, n_jobs=2)
+    exact = dci._compute_dci(*arrays, trees="exact", n_estimators=30, n_jobs=2)
+    for key in hist:
+        assert hist[key] == pytest.approx(exact[key], abs=0.01), key
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", DCI_CASES)
+def test_dci_default_trees_agree_with_the_exact_trees_at_2000_points(case):
+    # 2,000 continuous values per code in 256 bins, 100 rounds as the `full` preset (docs/bench/
+    # dci.md has the 10,000-point numbers). About 10 s each.
+    arrays = _dci_case(case, 2_000, 1_000)
+    hist = dci._compute_dci(*arrays, n_jobs=2)
+    exact = dci._compute_dci(*arrays, trees="exact", n_jobs=2)
+    for key in hist:
+        assert hist[key] == pytest.approx(exact[key], abs=0.01), key
+
+
+def test_dci_default_reads_1_on_a_near_perfect_code():
+    # The factors + small noise + five noise latents, more distinct values than bins: the former
+    # default (HistGradientBoostingClassifier, 255 quantile bins, gain importances) read D 0.98 here.
+    noise = np.random.default_rng(3)
+    rep = lambda c: np.concatenate([c + 0.1 * noise.normal(size=c.shape), noise.normal(size=(len(c), 5))], 1)  # noqa: E731
+    s = compute_dci(rep, GRID, np.random.default_rng(0), num_train=2_000, num_test=1_000, n_estimators=30, n_jobs=2)
+    for key, value in s.items():
+        assert value > 0.999, (key, value)
+
+
+def test_dci_bins_keep_the_clusters_of_a_near_perfect_code_apart():
+    rng = np.random.default_rng(0)
+    classes = rng.integers(0, 10, size=5_000)
+    code = (classes + 0.1 * rng.normal(size=5_000)).astype(np.float32)
+    gaps = [(code[classes == k].max(), code[classes == k + 1].min()) for k in range(9)]
+    edges = dci._bin_edges(code, 64)
+    assert len(edges) <= 63 and np.all(np.diff(edges) > 0)
+    assert all(((edges > hi) & (edges < lo)).any() for hi, lo in gaps)  # an edge in every gap
+    counts = np.bincount(np.searchsorted(edges, code))
+    assert counts.min() > 0 and counts.max() < 3 * len(code) / 64  # still about quantile bins
+    # plain quantile edges (as HistGradientBoostingClassifier's bins) leave some gaps without one
+    quantiles = np.quantile(code, np.linspace(0, 1, 65)[1:-1])
+    assert not all(((quantiles > hi) & (quantiles < lo)).any() for hi, lo in gaps)
+    few = np.array([0.5, 0.5, 2.0, 3.0], dtype=np.float32)
+    np.testing.assert_array_equal(dci._bin_edges(few, 64), [1.25, 2.5])  # few values: every midpoint
+
+
+def test_dci_default_trees_match_sklearn_on_two_classes_and_skip_a_constant_factor():
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    rng = np.random.default_rng(0)
+    x, x_test = rng.normal(size=(600, 3)), rng.normal(size=(300, 3))
+    y = (x[:, 0] + 0.5 * rng.normal(size=600) > 0).astype(int) + 4  # two classes, labels 4 and 5
+    model = GradientBoostingClassifier(random_state=0).fit(x, y)
+    # 1,024 bins > 600 points: every threshold, as the exact trees
+    imp, predicted = dci._boosted_trees(dci._Binned(x, x_test, 1_024), y, n_estimators=100, max_depth=3,
+                                        learning_rate=0.1)
+    np.testing.assert_allclose(imp / imp.sum(), model.feature_importances_, atol=0.01)
+    assert np.mean(predicted == model.predict(x_test)) > 0.98
+    classes = np.stack([y, np.zeros(600, dtype=int)], axis=1)  # factor 1 has one class only
+    classes_test = np.stack([model.predict(x_test), np.zeros(300, dtype=int)], axis=1)
+    importance, accuracy = dci._importance_matrix(x, classes, x_test, classes_test, trees="hist", n_estimators=100,
+                                                  max_depth=3, learning_rate=0.1, random_state=0, n_jobs=1)
+    assert np.all(importance[:, 1] == 0) and accuracy[1] == 1.0  # nothing to learn: its only class
+    assert accuracy[0] > 0.9 and importance[:, 0].argmax() == 0
+    with pytest.raises(ValueError, match="NaN"):
+        dci._compute_dci(np.full((10, 2), np.nan), classes[:10], x_test[:5, :2], classes[:5])
+
+
+def test_dci_tree_variants_and_unknown_ones():
     rng = np.random.default_rng(0)
     train, test = GRID.sample(600, rng), GRID.sample(300, rng)
     kwargs = dict(n_estimators=10, n_jobs=1)
-    hist = dci._compute_dci(train + 0.0, train, test + 0.0, test, trees="hist", **kwargs)
-    exact = dci._compute_dci(train + 0.0, train, test + 0.0, test, trees="exact", **kwargs)
-    for key in hist:
-        assert hist[key] == pytest.approx(exact[key], abs=0.02)
+    hist = dci._compute_dci(train + 0.0, train, test + 0.0, test, **kwargs)
+    for trees in ("exact", "hgb"):
+        other = dci._compute_dci(train + 0.0, train, test + 0.0, test, trees=trees, **kwargs)
+        for key in hist:
+            assert hist[key] == pytest.approx(other[key], abs=0.02), (trees, key)
     with pytest.raises(ValueError, match="trees"):
         dci._compute_dci(train + 0.0, train, test + 0.0, test, trees="xgboost")
 
