@@ -51,7 +51,8 @@ def main() -> None:
     data = load_dataset("dsprites_small")
     if args.device == "cpu":
         data = dataclasses.replace(data, images=data.images[:1024])
-    paths = PATHS if args.device.startswith("cuda") else {k: PATHS[k] for k in ("float32", "bf16+channels_last+compile")}
+    cpu_paths = ("float32", "bf16+channels_last+compile")
+    paths = PATHS if args.device.startswith("cuda") else {k: PATHS[k] for k in cpu_paths}
     rows = []
     for variant in args.variants.split(","):
         reference, ref_time = curve(variant, data, args.device, args.epochs, args.batch_size, **PATHS["float32"])

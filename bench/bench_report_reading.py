@@ -22,12 +22,13 @@ import time
 from pathlib import Path
 
 import torch
-
 from bench_report_estimator import paper_config  # bench/ is the script's folder: its first import path
+
 from trainables.data import load_dataset
 from trainables.metrics.evaluate import evaluate
 from trainables.trainer import Trainer
 from trainables.vocabulary import VARIANT_NAMES
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -54,8 +55,8 @@ def main() -> None:
                          f"{m['active_units']:.0f} | {m['mig']:.3f} | {m['beta_vae']:.3f} | "
                          f"{time.perf_counter() - start:.0f} |")
             print(lines[-1], flush=True)
-    lines += ["", f"A decode that paints every pixel at the data's mean intensity (0.042494) costs 720 nats per image. Load average {load_before:.1f} before, "
-              f"{os.getloadavg()[0]:.1f} after."]
+    lines += ["", "A decode that paints every pixel at the data's mean intensity (0.042494) costs 720 nats "
+              f"per image. Load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after."]
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

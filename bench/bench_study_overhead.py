@@ -57,7 +57,7 @@ def _materialise(mode: str, dataset: str, box):
 def _first_step(stamps: dict, mode: str, dataset: str, device: str, box=None, checkpoint: str | None = None):
     """Everything a trial does before its first step, stamping time.time() after each stage."""
     import torch
-    import torch._dynamo  # noqa: F401  (torch.optim imports it lazily at the first optimiser: ~2 s here)
+    import torch._dynamo
 
     from trainables.trainer import TrainConfig, Trainer
 

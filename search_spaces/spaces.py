@@ -26,7 +26,6 @@ import optuna
 
 from trainables.vocabulary import VARIANT_NAMES as VARIANTS
 
-
 Space = Callable[[optuna.Trial], "dict[str, Any] | None"]
 
 

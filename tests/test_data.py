@@ -11,9 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from trainables.data import Dataset, DatasetError, FactorSpace, cache_dir, load_dataset
+from trainables.data import Dataset, DatasetError, FactorSpace, cache_dir, load_dataset, ukiyoe
 from trainables.data import dsprites as ds
-from trainables.data import ukiyoe
 
 FULL = FactorSpace(ds.FACTOR_NAMES, ds.FULL_SIZES)
 PUBLISHED_MEAN = 0.042494  # mean pixel value of the original 737,280 images

@@ -18,11 +18,24 @@ import torch
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import mutual_info_score
 
-from trainables.metrics import (compute_beta_vae, compute_dci, compute_explicitness, compute_factor_vae,
-                                compute_mig, compute_modularity, compute_sap)
-from trainables.metrics import dci, factor_vae, mig, modularity, sap, unsupervised, utils
-from trainables.vocabulary import metric_keys
+from trainables.metrics import (
+    compute_beta_vae,
+    compute_dci,
+    compute_explicitness,
+    compute_factor_vae,
+    compute_mig,
+    compute_modularity,
+    compute_sap,
+    dci,
+    factor_vae,
+    mig,
+    modularity,
+    sap,
+    unsupervised,
+    utils,
+)
 from trainables.metrics.evaluate import PRESETS, evaluate, metric_rng
+from trainables.vocabulary import metric_keys
 
 SIZES = (3, 6, 4, 10, 10)  # dsprites_small's grid
 SAP_CEILING = float(np.mean([1 - 1 / k for k in SIZES]))  # a perfect code still leaves chance to the runner-up

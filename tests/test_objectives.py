@@ -6,7 +6,8 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.distributions import Bernoulli, Normal, kl_divergence as torch_kl
+from torch.distributions import Bernoulli, Normal
+from torch.distributions import kl_divergence as torch_kl
 
 from trainables import objectives as obj
 

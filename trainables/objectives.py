@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from trainables.vocabulary import LIKELIHOODS, LOSS_FORMS
 from trainables.vocabulary import TC_ESTIMATORS as ESTIMATORS
+
 _LOG_2PI = math.log(2 * math.pi)
 REPORT_LOG_DENSITY_FLOOR = -50.0  # the report code clamps every per-dimension log density here
 

@@ -40,8 +40,15 @@ from ray import tune
 from trainables.data import Dataset, load_dataset
 from trainables.metrics.evaluate import evaluate
 from trainables.trainer import Diverged, TrainConfig, Trainer
-from trainables.vocabulary import (CHECKPOINT_FILE, DIVERGED_FILE, IMAGES_DIR, TRIAL_KEYS, TRIAL_STATE_FILE, Outcome,
-                                   metric_keys)
+from trainables.vocabulary import (
+    CHECKPOINT_FILE,
+    DIVERGED_FILE,
+    IMAGES_DIR,
+    TRIAL_KEYS,
+    TRIAL_STATE_FILE,
+    Outcome,
+    metric_keys,
+)
 
 # Finite stand-ins for the objectives of a diverged trial: the floor of every [0, 1] score, and a
 # reconstruction loss far above any real one (4096 pixels at chance cost about 2,839 nats).

@@ -94,7 +94,7 @@ class TrainConfig:
         return vocab.variant(self.variant).adversarial
 
     @classmethod
-    def from_dict(cls, values: dict) -> "TrainConfig":
+    def from_dict(cls, values: dict) -> TrainConfig:
         """Build from a dict, rejecting keys that are not fields (a typo would otherwise be ignored)."""
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - fields)
@@ -355,7 +355,7 @@ class Trainer:
         return Path(path)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, dataset: Dataset | None = None, **overrides) -> "Trainer":
+    def from_checkpoint(cls, path: str | Path, dataset: Dataset | None = None, **overrides) -> Trainer:
         """Rebuild a trainer from `save_checkpoint`; `overrides` may change e.g. epochs or device."""
         state = torch.load(path, map_location="cpu", weights_only=False)
         trainer = cls(TrainConfig.from_dict({**state["config"], **overrides}), dataset)

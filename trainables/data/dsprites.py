@@ -312,7 +312,8 @@ def load(name: str, *, root: str | os.PathLike | None = None, image_size: int | 
             images = cached_array(path, (len(classes), 1, SIZE, SIZE), lambda out: render(classes, out=out))
         else:
             path = cache_dir() / f"dsprites_render_{GEOMETRY_KEY}_full.npy"
-            images = cached_array(path, (full.num_combinations, 1, SIZE, SIZE), lambda out: _render_grid_into(out, full))
+            shape = (full.num_combinations, 1, SIZE, SIZE)
+            images = cached_array(path, shape, lambda out: _render_grid_into(out, full))
     if small:
         values = [v[list(k)] for v, k in zip(values, SMALL_CLASSES)]
         space = FactorSpace(FACTOR_NAMES, tuple(len(k) for k in SMALL_CLASSES))

@@ -37,8 +37,8 @@ from .factor_vae import compute_factor_vae
 from .mig import compute_mig
 from .modularity import compute_modularity
 from .represent import Encoder
-from .sap import compute_sap
 from .samples import compute_samples
+from .sap import compute_sap
 from .unsupervised import compute_unsupervised
 
 # Metrics of data with factors: name -> compute_*(represent, factors, rng, **kwargs).

@@ -166,7 +166,8 @@ class Encoder:
         bs = self.batch_size
         for start in range(0, len(index), bs):
             x = self.dataset.batch(index[start:start + bs]).to(self.device, torch.float32)
-            out[start:start + bs] = (self._decode(mu[start:start + bs]) - x).pow(2).flatten(1).mean(1).double().cpu().numpy()
+            squared = (self._decode(mu[start:start + bs]) - x).pow(2)
+            out[start:start + bs] = squared.flatten(1).mean(1).double().cpu().numpy()
         self.stats.decode_s += time.perf_counter() - start_t
         return out
 
