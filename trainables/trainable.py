@@ -40,8 +40,15 @@ from ray import tune
 from trainables.data import Dataset, load_dataset
 from trainables.metrics.evaluate import evaluate
 from trainables.trainer import Diverged, TrainConfig, Trainer
-from trainables.vocabulary import (CHECKPOINT_FILE, DIVERGED_FILE, IMAGES_DIR, TRIAL_KEYS, TRIAL_STATE_FILE, Outcome,
-                                   metric_keys)
+from trainables.vocabulary import (
+    CHECKPOINT_FILE,
+    DIVERGED_FILE,
+    IMAGES_DIR,
+    TRIAL_KEYS,
+    TRIAL_STATE_FILE,
+    Outcome,
+    metric_keys,
+)
 
 # Finite stand-ins for the objectives of a diverged trial: the floor of every [0, 1] score, and a
 # reconstruction loss far above any real one (4096 pixels at chance cost about 2,839 nats).
@@ -66,12 +73,14 @@ def split_config(config: dict[str, Any]) -> tuple[TrainConfig, dict[str, Any]]:
 
 def train_vae(config: dict[str, Any]) -> None:
     """The Ray Tune trainable (a plain function of its config)."""
-    train_cfg, trial = split_config(config)
-    objectives = [(str(m), str(mode)) for m, mode in trial["objectives"]]
+    # every failure the trial can see is reported as its last result, a bad config included: a
+    # trial that ends in ERROR without one is one whose worker died (the launcher: "node lost")
+    objectives = [(str(m), str(mode)) for m, mode in config.get("objectives", TRIAL_KEYS["objectives"])]
     info = _placement()
     torch.set_num_threads(max(1, int(round(info.pop("_cpus")))))
     state: dict[str, Any] = {"metrics": {}, "metrics_epoch": 0, "keys": []}
     try:
+        train_cfg, trial = split_config(config)
         full = load_dataset(train_cfg.dataset, root=train_cfg.data_root, image_size=train_cfg.image_size)
         train_data = _subset(full, trial["train_images"], train_cfg.seed)
         checkpoint = tune.get_checkpoint()
