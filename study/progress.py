@@ -72,7 +72,10 @@ class ProgressLine(Callback):
         return join(base, folder, ERROR_FILE) if base else f"{folder}/{ERROR_FILE}"
 
     def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
-        self._maybe_print(trials, force=True)
+        # no line: Ray's clean-up has just marked every trial with a live actor TERMINATED, also
+        # after an interruption; the launcher's summary says how each one stands
+        if self.on_change is not None:
+            self.on_change(force=True)
 
     # --- the line ---------------------------------------------------------------------------------
     def summary(self, trials: list[Trial]) -> tuple:

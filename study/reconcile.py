@@ -41,7 +41,6 @@ from trainables.vocabulary import (
     NODE_LOST,
     OPTUNA_NUMBER,
     OUTCOME_ATTR,
-    RAY_ENDED,
     RECORD_TRIAL_KEYS,
     RETRY_OF,
     SCORED_OUTCOMES,
@@ -82,7 +81,7 @@ def reconcile(settings: Settings, results: tune.ResultGrid, study: optuna.Study)
     to match (see the module docstring)."""
     pairs = _trials_and_results(settings, results)
     verdicts = [judge(status, last, config, path, error) for status, last, config, path, error in pairs]
-    correct_ended(settings.experiment_dir, {v.trial_id: v.ray_status for v in verdicts if v.ray_status in RAY_ENDED})
+    correct_ended(settings.experiment_dir, {v.trial_id: "ERROR" for v in verdicts if v.ray_status == "ERROR"})
     lasts = {v.trial_id: last for v, (_, last, *_) in zip(verdicts, pairs, strict=True)}
     return [_agree_with_optuna(v, study, lasts[v.trial_id], settings) for v in verdicts]
 
@@ -126,20 +125,24 @@ def _trial_id(folder: str | None) -> str:
 
 
 def _trials_and_results(settings: Settings, results: tune.ResultGrid) -> list[tuple]:
-    """(status, last result, config, path, error) per trial. The statuses come from Ray's
-    Trial objects behind the ResultGrid (its own source; the file may be stale), else the file."""
+    """(status, last result, config, path, error) per trial. The status is the one in Ray's
+    file -- its last snapshot, taken before Ray's clean-up marks every trial with a live actor
+    TERMINATED, which after an interruption is not how they stand -- except an ERROR that only
+    the driver's memory (the Trial objects behind the ResultGrid) knows: a trial lost with its node."""
+    on_disk = read_ray_trials(settings.experiment_dir) or {}
     trials = getattr(getattr(results, "_experiment_analysis", None), "trials", None)
     rows = list(results)
-    if trials is not None and len(trials) == len(rows):
-        return [(t.status, dict(t.last_result or {}), dict(t.config or {}), r.path, r.error)
-                for t, r in zip(trials, rows, strict=True)]
-    on_disk = read_ray_trials(settings.experiment_dir) or {}
+    if trials is None or len(trials) != len(rows):
+        trials = [None] * len(rows)
     out = []
-    for r in rows:
-        last = dict(r.metrics or {})
-        state = on_disk.get(str(last.get("trial_id") or _trial_id(r.path)))
-        status = "ERROR" if r.error is not None else (state.status if state else None)
-        out.append((status, last, dict(r.config or {}), r.path, r.error))
+    for trial, r in zip(trials, rows, strict=True):
+        last = dict(trial.last_result or {}) if trial is not None else dict(r.metrics or {})
+        trial_id = trial.trial_id if trial is not None else str(last.get("trial_id") or _trial_id(r.path))
+        state = on_disk.get(trial_id)
+        errored = (trial.status == "ERROR") if trial is not None else (r.error is not None and state is None)
+        status = "ERROR" if errored else (state.status if state is not None else getattr(trial, "status", None))
+        config = dict(trial.config or {}) if trial is not None else dict(r.config or {})
+        out.append((status, {"trial_id": trial_id, **last}, config, r.path, r.error))
     return out
 
 

@@ -191,18 +191,18 @@ class RayStartCluster:
         os.killpg(group, signal.SIGKILL)
 
     def stop(self) -> None:
-        """Each node's process group: SIGTERM, then SIGKILL after 10 s."""
+        """Each node's process group: SIGTERM, then SIGKILL what is left after a few seconds."""
         import signal
         import subprocess
+        import time
 
         for proc in reversed(self.processes):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while any(p.poll() is None for p in self.processes) and time.monotonic() < deadline:
+            time.sleep(0.2)
         for proc in reversed(self.processes):
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -229,3 +229,32 @@ def ray_start_cluster(*workers: dict, head_cpus: float = 0):
     finally:
         cluster.stop()
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+# --- the records of a finished study -------------------------------------------------------------------
+def study_records(experiment: Path, name: str) -> dict[str, dict]:
+    """Each Ray trial (by trial id) as the study-side records say it: study.json's verdict
+    (outcome, error), Ray's state file (status) and Optuna (state, outcome label, error label);
+    "entry" is study.json's whole entry. trials.parquet is the analysis package's."""
+    import json
+
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    from study.ray_state import read_ray_trials
+
+    record = json.loads((experiment / "study.json").read_text())
+    ray_trials = read_ray_trials(experiment)
+    storage = JournalStorage(JournalFileBackend(str(experiment / "optuna.journal")))
+    optuna_trials = {t.number: t for t in optuna.load_study(study_name=name, storage=storage).trials}
+    out = {}
+    for entry in record["trials"]:
+        trial = optuna_trials.get(entry["optuna_number"])
+        out[entry["trial_id"]] = {
+            "study.json": (entry["outcome"], entry["error"]),
+            "ray": ray_trials[entry["trial_id"]].status,
+            "optuna": (trial.state.name, trial.user_attrs.get("outcome"), trial.user_attrs.get("error")),
+            "entry": entry,
+        }
+    return out

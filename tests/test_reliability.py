@@ -25,7 +25,7 @@ from pathlib import Path
 import bad_inputs
 import optuna
 import pytest
-from conftest import local_ray_instance, simulated_cluster
+from conftest import local_ray_instance, simulated_cluster, study_records
 
 import search_spaces
 from study import launch
@@ -153,6 +153,7 @@ def wait_until(driver: subprocess.Popen, log: Path, condition, timeout_s: float 
 
 
 # --- 1. a driver SIGKILLed in the middle of a study, then --resume ----------------------------------
+@pytest.mark.ray
 @pytest.mark.slow  # about 1.5 minutes on 2 idle cores, 3.5 under load
 @pytest.mark.timeout(900)
 def test_killed_driver_then_resume_keeps_finished_trials_and_continues_from_checkpoints(tmp_path):
@@ -214,6 +215,96 @@ def test_killed_driver_then_resume_keeps_finished_trials_and_continues_from_chec
     record = json.loads((experiment / "study.json").read_text())
     assert record["status"] == "completed" and len(record["runs"]) == 2
     assert (experiment / "trials.parquet").exists() and (experiment / "report.html").exists()
+    # the killed launch left its lock: the resume saw that its process was gone and took it over
+    assert "its last launch (pid" in resumed.stdout and "is gone; took over" in resumed.stdout
+    assert not (experiment / "study.lock").exists()
+    for seen in study_records(experiment, name).values():  # one truth: every record says completed
+        assert seen["study.json"] == ("completed", None) and seen["ray"] == "TERMINATED"
+        assert seen["optuna"][:2] == ("COMPLETE", "completed")
+
+
+# --- 1b. Ctrl-C, then --resume ---------------------------------------------------------------------------
+@pytest.mark.slow  # about 2 minutes on 2 cores
+@pytest.mark.ray
+@pytest.mark.timeout(900)
+def test_ctrl_c_then_resume_loses_nothing_and_no_trial_is_left_running(tmp_path):
+    """Ctrl-C in a terminal (SIGINT to the launch's whole process group, its Ray included): the
+    study ends as interrupted (exit 1, the tool's own resume line; Ray's Tuner.restore hint only
+    in ray.log), no trial is `running` in study.json, the lock is released; --resume finishes
+    the study with every record in agreement and nothing trained twice."""
+    name, storage = "ctrlc", tmp_path / "results"
+    experiment = storage / name
+    command = [PY, "-m", "study.launch", "--space", "beta", "--preset", "smoke", "--trials", "2", "--epochs", "4",
+               "--train-images", "128", "--max-concurrent", "1", "--sampler", "random", "--storage", str(storage),
+               "--name", name]
+    log = (tmp_path / "first.log").open("w")
+    driver = subprocess.Popen(command, cwd=REPO, env=child_env(), stdout=log, stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    try:
+        def checkpointed_mid_trial():
+            return any(results_of(f) and results_of(f)[-1].get("outcome") == "running"
+                       and any(f.glob("checkpoint_*/trainer.pt")) for f in trial_folders(experiment))
+
+        wait_until(driver, tmp_path / "first.log", checkpointed_mid_trial)
+        os.killpg(driver.pid, signal.SIGINT)
+        driver.wait(timeout=300)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait()
+        log.close()
+        kill_session(driver.pid, wait_s=10)
+    out = (tmp_path / "first.log").read_text()
+    assert driver.returncode == 1, out[-3000:]
+    assert f"interrupted: resume with python -m study.launch --resume --name {name}" in out
+    assert "Tuner.restore" not in out and "Tuner.restore" in (experiment / "ray.log").read_text()
+    record = json.loads((experiment / "study.json").read_text())
+    assert record["status"] == "interrupted" and not (experiment / "study.lock").exists()
+    outcomes = [t["outcome"] for t in record["trials"]]
+    assert "running" not in outcomes and "interrupted" in outcomes, outcomes
+
+    resumed = subprocess.run([*command, "--resume"], cwd=REPO, env=child_env(), capture_output=True, text=True,
+                             timeout=600)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    seen = study_records(experiment, name)
+    assert len(seen) == 2 and len({s["entry"]["optuna_number"] for s in seen.values()}) == 2
+    for trial in seen.values():
+        assert trial["study.json"] == ("completed", None) and trial["ray"] == "TERMINATED"
+        assert trial["optuna"][:2] == ("COMPLETE", "completed")
+        assert [r["epoch"] for r in results_of(experiment / trial["entry"]["trial_dir"])].count(1) == 1
+    assert json.loads((experiment / "study.json").read_text())["status"] == "completed"
+
+
+# --- 1c. two launches of one study at once -----------------------------------------------------------------
+@pytest.mark.ray
+@pytest.mark.timeout(600)
+def test_two_launches_of_one_study_at_once_the_second_is_refused_and_writes_nothing(tmp_path):
+    """Issue 14, fault 8: two real launches with the same --name started together: one runs the
+    study, the other ends with one line naming it (exit 2) and never writes its study.json."""
+    name, storage = "twice", tmp_path / "results"
+    command = [PY, "-m", "study.launch", "--space", "beta", "--preset", "smoke", "--trials", "1", "--train-images",
+               "128", "--storage", str(storage), "--name", name]
+    launches = [subprocess.Popen(command, cwd=REPO, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True, start_new_session=True) for _ in range(2)]
+    try:
+        outputs = [p.communicate(timeout=500) for p in launches]
+    finally:
+        for p in launches:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+            kill_session(p.pid, wait_s=10)
+    codes = [p.returncode for p in launches]
+    assert sorted(codes) == [0, 2], outputs
+    winner, loser = (launches[0], launches[1]) if codes[0] == 0 else (launches[1], launches[0])
+    err = outputs[launches.index(loser)][1].strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert f"study {name} is being run by another launch (pid {winner.pid} on " in err
+    record = json.loads((storage / name / "study.json").read_text())
+    assert record["status"] == "completed" and len(record["runs"]) == 1
+    assert not (storage / name / "study.lock").exists()
+    sessions, alive = session_processes(loser.pid)
+    assert not alive, f"the refused launch left Ray processes: {alive}"
 
 
 # --- 2. a worker node removed mid-trial --------------------------------------------------------------
@@ -224,6 +315,7 @@ def small_cluster():
         yield cluster, nodes
 
 
+@pytest.mark.ray
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_a_removed_worker_node_is_retried_from_its_checkpoint_elsewhere(small_cluster, tmp_path):
@@ -266,6 +358,7 @@ def test_a_removed_worker_node_is_retried_from_its_checkpoint_elsewhere(small_cl
     assert [t.state.name for t in asked(journal_study(experiment, name))] == ["COMPLETE"]
 
 
+@pytest.mark.ray
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_without_address_the_launcher_starts_its_own_ray_even_if_a_cluster_runs(small_cluster, tmp_path):
@@ -324,6 +417,7 @@ def by_number(experiment: Path) -> dict[int, list[dict]]:
             for f in trial_folders(experiment)}
 
 
+@pytest.mark.ray
 @pytest.mark.timeout(900)
 def test_diverged_oom_and_data_errors_are_recorded_and_the_study_goes_on(failing_study):
     import pandas as pd
@@ -355,6 +449,7 @@ def test_diverged_oom_and_data_errors_are_recorded_and_the_study_goes_on(failing
     assert "can't allocate memory" in html and "diverged" in html
 
 
+@pytest.mark.ray
 def test_a_study_where_every_trial_fails_exits_1_and_says_so(local_ray, tmp_path, monkeypatch, capsys):
     def always_oom(trial):
         trial.suggest_float("lr", 1e-4, 1e-3, log=True)
@@ -372,7 +467,8 @@ def test_a_study_where_every_trial_fails_exits_1_and_says_so(local_ray, tmp_path
 # --- 5. bad input: one line, exit 2, no traceback, nothing written -------------------------------------
 # The catalogue is tests/bad_inputs.py (also the source of docs/reliability.md's table). Cases that
 # need a cluster are in test_cluster_preflight_...; the analysis package's cases are its own.
-LOCAL_CASES = [c for c in bad_inputs.CASES if not c.cluster and not c.analysis]
+LOCAL_CASES = [pytest.param(c, id=c.id, marks=[pytest.mark.ray] if c.subprocess else [])  # a process of its own
+               for c in bad_inputs.CASES if not c.cluster and not c.analysis]
 
 
 @pytest.fixture(scope="module")
@@ -388,7 +484,7 @@ def _main(tool: str):
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("case", LOCAL_CASES, ids=[c.id for c in LOCAL_CASES])
+@pytest.mark.parametrize("case", LOCAL_CASES)
 def test_bad_input_is_one_line_exit_2_no_traceback_nothing_written(case, not_ray_ports, tmp_path, capsys,
                                                                     monkeypatch):
     """Exactly one line on stderr, exit 2, the case's folder (and the working folder) unchanged,
@@ -485,6 +581,7 @@ def finished_experiment(failing_study):
     return failing_study["experiment"]
 
 
+@pytest.mark.ray
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("kind", ["parquet", "html", "json"])
 def test_a_writer_killed_mid_write_leaves_the_previous_file(kind, finished_experiment, tmp_path):
@@ -528,6 +625,7 @@ def test_a_writer_killed_mid_write_leaves_the_previous_file(kind, finished_exper
     assert len(load_experiment(experiment).trials) == 4
 
 
+@pytest.mark.ray
 def test_a_failing_serialiser_leaves_the_previous_report(finished_experiment, tmp_path, monkeypatch):
     """In-process: an exception half-way through (after part of the file is written) leaves the
     previous report.html and no temporary file."""
@@ -564,6 +662,7 @@ def test_a_failing_serialiser_leaves_the_previous_report(finished_experiment, tm
 LOAD_TRIALS = int(os.environ.get("VAE_LOAD_TRIALS", "100"))
 
 
+@pytest.mark.ray
 @pytest.mark.slow
 @pytest.mark.timeout(3600)
 def test_load_many_short_trials_all_accounted_for_and_driver_memory_bounded(tmp_path):

@@ -77,6 +77,7 @@ def compare_study(local_ray, tmp_path_factory):
 
 
 # --- end to end ----------------------------------------------------------------------------------
+@pytest.mark.ray
 @pytest.mark.timeout(600)
 def test_compare_smoke_study_completes_with_every_trial_and_key(compare_study):
     assert compare_study["rc"] == 0
@@ -107,6 +108,7 @@ def test_compare_smoke_study_completes_with_every_trial_and_key(compare_study):
         assert (last_checkpoint / "trainer.pt").exists()
 
 
+@pytest.mark.ray
 def test_optuna_journal_holds_the_same_trials_complete(compare_study):
     experiment = compare_study["experiment"]
     study = journal_study(experiment, "cmp")
@@ -121,11 +123,13 @@ def test_optuna_journal_holds_the_same_trials_complete(compare_study):
         assert trial.user_attrs["seed"] == config["seed"]
 
 
+@pytest.mark.ray
 def test_compare_trains_every_variant(compare_study):
     configs = [json.loads((f / "params.json").read_text()) for f in trial_folders(compare_study["experiment"])]
     assert sorted(c["variant"] for c in configs) == sorted(VARIANT_NAMES)
 
 
+@pytest.mark.ray
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_seeds_repeat_each_configuration(local_ray, tmp_path):
@@ -142,6 +146,7 @@ def test_seeds_repeat_each_configuration(local_ray, tmp_path):
         assert strip(members[0]) == strip(members[1])
 
 
+@pytest.mark.ray
 def test_resume_with_another_space_or_a_missing_study_is_refused(compare_study, capsys):
     storage = str(compare_study["storage"])
     for argv, needle in [
@@ -156,6 +161,7 @@ def test_resume_with_another_space_or_a_missing_study_is_refused(compare_study, 
         assert sorted(p.name for p in compare_study["experiment"].iterdir()) == before
 
 
+@pytest.mark.ray
 @pytest.mark.timeout(300)
 def test_resuming_a_finished_study_changes_nothing(compare_study, capsys):
     """Issue 14: a finished study resumed again stays byte for byte as it is (no Ray is started)
@@ -170,6 +176,7 @@ def test_resuming_a_finished_study_changes_nothing(compare_study, capsys):
     assert [t.state.name for t in asked(journal_study(experiment, "cmp"))] == ["COMPLETE"] * 4
 
 
+@pytest.mark.ray
 def test_every_record_of_a_finished_study_agrees_and_files_are_readable(compare_study):
     """study.json's per-trial record, Optuna's states and attributes and Ray's state say the same;
     the launcher's files are 0644 whatever the umask (issue 14: study.json was 0600)."""
@@ -191,6 +198,7 @@ def test_every_record_of_a_finished_study_agrees_and_files_are_readable(compare_
     assert not (experiment / "study.lock").exists()  # released at the end
 
 
+@pytest.mark.ray
 @pytest.mark.timeout(600)
 def test_a_diverged_trial_is_recorded_and_told_to_optuna_as_failed(local_ray, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(search_spaces.SPACES, "diverging", diverging_space)
@@ -230,6 +238,7 @@ def diverging_space(trial: optuna.Trial) -> dict:
     return {"variant": "beta_vae", "latent_dim": 6}
 
 
+@pytest.mark.ray
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("space", ["beta", "beta_tc", "sintro", "sintro_tc"])
@@ -242,6 +251,7 @@ def test_smoke_study_of_each_space(local_ray, tmp_path, space):
         assert results_of(folder)[-1]["outcome"] == "completed"
 
 
+@pytest.mark.ray
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_single_objective_with_asha(local_ray, tmp_path):

@@ -197,7 +197,6 @@ ENDED_OUTCOMES = (*SCORED_OUTCOMES, *FAILED_OUTCOMES)  # a trial that will not r
 # The error of a trial whose worker died before it could report (a lost node, a killed process):
 # Ray ends it with an actor error and no result of its own says why.
 NODE_LOST = "node lost"
-RAY_ENDED = ("TERMINATED", "ERROR")  # Ray Tune's statuses of a trial that has ended
 
 
 def trial_outcome(reported: str | None, ray_status: str | None, *, errored: bool = False,
