@@ -132,17 +132,22 @@ def train_vae(config: dict[str, Any]) -> None:
         state["keys"] = sorted(set(state["keys"]) | set(losses) | set(state["metrics"]))
         result = {**losses, **state["metrics"], "epoch": epoch, "metrics_epoch": state["metrics_epoch"],
                   "outcome": (Outcome.COMPLETED if last else Outcome.RUNNING).value, **info}
-        with tempfile.TemporaryDirectory(prefix="vae-ckpt-") as folder:
-            folder = Path(folder)
-            trainer.save_checkpoint(folder / CHECKPOINT_FILE)
-            (folder / TRIAL_STATE_FILE).write_text(json.dumps({**state, "result": result}))
-            if last:
-                trainer.save_images(folder / IMAGES_DIR)
-                # Ray runs the trial in its own working directory and syncs it next to the trial's
-                # results (SyncConfig(sync_artifacts=True)); unless told not to change directory.
-                if os.environ.get("RAY_CHDIR_TO_TRIAL_DIR", "1") != "0":
-                    shutil.copytree(folder / IMAGES_DIR, Path.cwd() / IMAGES_DIR, dirs_exist_ok=True)
-            tune.report(result, checkpoint=tune.Checkpoint.from_directory(str(folder)))
+        _checkpoint_and_report(trainer, state, result, last=last)
+
+
+def _checkpoint_and_report(trainer: Trainer, state: dict[str, Any], result: dict[str, Any], *, last: bool) -> None:
+    """One epoch's checkpoint (with the image grids after the last epoch) and its result."""
+    with tempfile.TemporaryDirectory(prefix="vae-ckpt-") as folder:
+        folder = Path(folder)
+        trainer.save_checkpoint(folder / CHECKPOINT_FILE)
+        (folder / TRIAL_STATE_FILE).write_text(json.dumps({**state, "result": result}))
+        if last:
+            trainer.save_images(folder / IMAGES_DIR)
+            # Ray runs the trial in its own working directory and syncs it next to the trial's
+            # results (SyncConfig(sync_artifacts=True)); unless told not to change directory.
+            if os.environ.get("RAY_CHDIR_TO_TRIAL_DIR", "1") != "0":
+                shutil.copytree(folder / IMAGES_DIR, Path.cwd() / IMAGES_DIR, dirs_exist_ok=True)
+        tune.report(result, checkpoint=tune.Checkpoint.from_directory(str(folder)))
 
 
 class Resources:
