@@ -230,11 +230,11 @@ def _check_journal_and_state(settings: Settings, *, resume: bool) -> None:
 def run(p: Prepared) -> int:
     """Run (or resume) the study; study.json says how it ended. Returns the exit code."""
     settings = p.settings
-    p.ray_log.to_file(settings.journal_path.parent / RAY_LOG_FILE)
-    quiet(p.args.verbose)
-    _print_start(settings, p.notes)
     record: dict[str, Any] = {}
     try:
+        p.ray_log.to_file(settings.journal_path.parent / RAY_LOG_FILE)
+        quiet(p.args.verbose)
+        _print_start(settings, p.notes)
         write_journal(settings, p.journal)
         record = start_record(settings, p.record, p.argv, address=ray.get_runtime_context().gcs_address)
         return _run_study(p, record)

@@ -211,26 +211,15 @@ def duration(seconds: float) -> str:
 
 
 # --- Ray's and Optuna's own console output ----------------------------------------------------------
-class _DropTrialFailures(logging.Filter):
-    """Ray Tune logs every failed trial with its traceback; the progress line has said it once."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        text = record.getMessage()
-        return not (text.startswith(("Trial task failed", "Trials did not complete", "Cannot tell a "))
-                    or "errored after" in text)
-
-
 def quiet(verbose: bool) -> None:
-    """Optuna's warnings only; without `verbose`, none of Ray Tune's tables and tracebacks."""
+    """Optuna's warnings only; without `verbose`, none of Ray Tune's tables (Ray's log lines go
+    to ray.log: RayLog)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     if verbose:
         return
     # Ray Tune's newer console output prints tables even at verbose=0; the older one is silent.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    # the loggers that emit them (a logger's filter sees only its own records)
-    for name in ("ray.tune.tune", "ray.tune.execution.tune_controller", "ray.tune.search.optuna.optuna_search"):
-        logging.getLogger(name).addFilter(_DropTrialFailures())
 
 
 class RayLog:
@@ -282,6 +271,7 @@ class RayLog:
         for record in self._buffer.buffer:
             self._file.handle(record)
         self._buffer.buffer.clear()
+        logging.getLogger("ray").removeHandler(self._buffer)
         self.capture()
 
     def close(self) -> None:

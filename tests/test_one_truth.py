@@ -244,3 +244,19 @@ def test_rays_log_goes_to_the_experiment_not_the_console_and_comes_back(tmp_path
     assert "Tuner.restore" in text and "after" in text
     assert "Tuner.restore" not in capsys.readouterr().err
     assert ray_logger.handlers == handlers
+
+
+def test_orphans_are_found_from_the_trial_folders_when_rays_state_is_unreadable(tmp_path):
+    """A resume re-queues the Optuna trials that Ray never started; when Ray's experiment state
+    cannot be read, the trial folders (params.json) say which trials Ray knows."""
+    from types import SimpleNamespace
+
+    from study.launch import ray_known_trials
+
+    for number in (0, 2):
+        folder = tmp_path / f"trial_{number:04d}_beta_vae_s0_abc{number}"
+        folder.mkdir()
+        (folder / "params.json").write_text(json.dumps({"optuna_number": number, "variant": "beta_vae"}))
+    (tmp_path / "experiment_state-2026-01-01_00-00-00.json").write_text("{damaged")
+    (tmp_path / "not_a_trial").mkdir()
+    assert ray_known_trials(SimpleNamespace(experiment_dir=str(tmp_path))) == {0, 2}
