@@ -73,7 +73,7 @@ def check_trial_fits(settings: Settings, view: ClusterView, *, pending_timeout: 
         kinds = ", ".join(f"{t.name} ({_resources(t.resources)})" for t in growable)
         return [f"no node can hold a trial ({wanted}) yet ({have}); the autoscaler can add {kinds}: trials wait for "
                 f"it, at most {duration(wait)} (--pending-timeout)"]
-    if pending_timeout is not None or view.autoscaler:
+    if pending_timeout is not None or (view.autoscaler and not view.node_types):  # its node types unknown
         return [f"no node can hold a trial ({wanted}) yet ({have}): trials wait for such a node, at most "
                 f"{duration(wait)} (--pending-timeout)"]
     fix = ("--gpus-per-trial 0 runs on CPUs" if bundle["GPU"] > 0 and not any(

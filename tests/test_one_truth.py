@@ -260,3 +260,53 @@ def test_orphans_are_found_from_the_trial_folders_when_rays_state_is_unreadable(
     (tmp_path / "experiment_state-2026-01-01_00-00-00.json").write_text("{damaged")
     (tmp_path / "not_a_trial").mkdir()
     assert ray_known_trials(SimpleNamespace(experiment_dir=str(tmp_path))) == {0, 2}
+
+
+# --- a trial some node can hold ---------------------------------------------------------------------------
+def _view(*nodes: dict, types: tuple = (), autoscaler: bool = False):
+    from study.nodes import ClusterView, Node, NodeType
+
+    return ClusterView("h:1", [Node(f"{i:02d}" * 28, "10.0.0.1", "h", True, i == 0, r) for i, r in enumerate(nodes)],
+                       [NodeType(*t) for t in types], autoscaler=autoscaler or bool(types))
+
+
+def _settings(cpus: float, gpus: float):
+    from study.settings import parse_args, resolve
+
+    args = ["--space", "beta", "--preset", "smoke", "--address", "h:1", "--cpus-per-trial", str(cpus),
+            "--gpus-per-trial", str(gpus)]
+    return resolve(parse_args(args), gpu_visible=True)[0]
+
+
+def test_a_trial_no_node_can_hold_is_refused_unless_nodes_that_can_may_come():
+    from study.cluster import check_trial_fits
+
+    head, worker = {"CPU": 0.0}, {"CPU": 4.0, "GPU": 0.0}
+    assert check_trial_fits(_settings(2, 0), _view(head, worker), pending_timeout=None) == []
+    with pytest.raises(LaunchError, match=r"can hold a trial \(2 CPU, 1 GPU\): the largest node, h:010101, has 4 CPU, "
+                                          r"0 GPU; --gpus-per-trial 0 runs on CPUs"):
+        check_trial_fits(_settings(2, 1), _view(head, worker), pending_timeout=None)
+    with pytest.raises(LaunchError, match="lower --cpus-per-trial"):
+        check_trial_fits(_settings(8, 0), _view(head, worker), pending_timeout=None)
+    gpu_type = ("gpu_worker", {"CPU": 4.0, "GPU": 1.0}, 8)
+    note = check_trial_fits(_settings(2, 1), _view(head, worker, types=(gpu_type,)), pending_timeout=None)
+    assert "the autoscaler can add gpu_worker (4 CPU, 1 GPU): trials wait for it, at most 30 min" in note[0]
+    with pytest.raises(LaunchError):  # an autoscaler whose node types cannot hold it either
+        check_trial_fits(_settings(8, 1), _view(head, worker, types=(gpu_type,)), pending_timeout=None)
+    note = check_trial_fits(_settings(2, 1), _view(head, worker), pending_timeout=90)
+    assert "trials wait for such a node, at most 90 s (--pending-timeout)" in note[0]
+    assert check_trial_fits(_settings(2, 1), _view(head, worker, autoscaler=True), pending_timeout=None)
+
+
+def test_the_node_types_of_a_ray_up_head_come_from_its_bootstrap_config(tmp_path):
+    """On a head set up by `ray up cluster.yaml` the launcher reads what the autoscaler may add."""
+    import shutil
+
+    from study.nodes import bootstrap_node_types
+
+    config = tmp_path / "ray_bootstrap_config.yaml"
+    shutil.copy(Path(__file__).resolve().parents[1] / "cluster.yaml", config)
+    types = {t.name: t for t in bootstrap_node_types(config)}
+    assert types["gpu_worker"].resources == {"CPU": 4.0, "GPU": 1.0} and types["gpu_worker"].max_count == 8
+    assert types["gpu_worker"].holds({"CPU": 2.0, "GPU": 0.25}) and not types["head"].holds({"CPU": 1.0})
+    assert bootstrap_node_types(tmp_path / "absent.yaml") == []
