@@ -247,11 +247,15 @@ _GOOD: list[Path] = []
 
 def _good_checkpoint() -> Path:
     if not _GOOD:
+        import atexit
+        import shutil
         import tempfile
 
         from trainables.trainer import TrainConfig, Trainer
 
-        path = Path(tempfile.mkdtemp(prefix="ckpt-")) / "trainer.pt"
+        folder = tempfile.mkdtemp(prefix="ckpt-")
+        atexit.register(shutil.rmtree, folder, True)
+        path = Path(folder) / "trainer.pt"
         Trainer(TrainConfig(epochs=0, latent_dim=2, batch_size=16, device="cpu")).save_checkpoint(path)
         _GOOD.append(path)
     return _GOOD[0]
@@ -408,6 +412,8 @@ def _left(before: list, after: list) -> str:
 
 def table() -> list[str]:
     """Each case as a fresh process; one Markdown row each."""
+    import atexit
+    import shutil
     import tempfile
 
     sys.path.insert(0, str(Path(__file__).parent))
@@ -418,6 +424,7 @@ def table() -> list[str]:
     with listeners() as ports, ray_start_cluster({"num_cpus": 1}, {"num_cpus": 1}) as cluster:
         for i, case in enumerate(CASES, 1):
             tmp = Path(tempfile.mkdtemp(prefix="bad-"))
+            atexit.register(shutil.rmtree, tmp, True)
             prepare(case, tmp)
             argv = arguments(case, tmp, ports, cluster.address)
             before = listing(tmp)
