@@ -3,9 +3,11 @@
     from study import PRESETS, main
     main(["--space", "sintro_tc", "--preset", "smoke"])     # exit code, as the CLI
 
-The modules: `launch` (the flow, the entry point), `settings` (flags and presets), `cluster`
-(Ray, resources, data, storage), `record` (study.json), `tuner` (the Optuna study and the Tuner),
-`searcher`, `progress`, `presets`, `ray_state`, `validate_cluster`. The names below other than
+The modules: `launch` (the flow, the entry point), `settings` (flags and presets), `nodes` (which
+cluster and what it holds; `python -m study.nodes`), `cluster` (the cluster checks, Ray,
+resources, data, storage), `lock` (one launch per study), `record` (study.json), `tuner` (the
+Optuna study and the Tuner), `reconcile` (one truth per trial after the run), `searcher`,
+`progress`, `presets`, `ray_state`, `validate_cluster`. The names below other than
 the presets are imported on first use: `python -m study.launch` must not import `launch` twice,
 and `python -m study.validate_cluster` needs no Ray Tune.
 """

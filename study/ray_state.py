@@ -7,6 +7,11 @@ the experiment folder (Ray 2.x: ``{"trial_data": [[trial_json, run_metadata_json
 ``error_filename``). The launcher reads it to resume, the analysis to tell how each trial
 ended; it is parsed here, once. The format is Ray's, not a public API: anything unreadable is
 reported as "no state" and the callers fall back on the trials' own files.
+
+`correct_ended` repairs one known gap of Ray 2.x: a trial whose actor died with its node is
+ERROR in the driver's memory (and in the ResultGrid), but its last snapshot in the file still
+says RUNNING (Ray's TuneController skips the snapshot of a trial whose actor is already gone),
+so a later restore would train it again and readers would show it running.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
-from trainables.storage import filesystem, join
+from trainables.storage import filesystem, join, write_bytes
+from trainables.vocabulary import ERROR_FILE
 
 STATE_PREFIX = "experiment_state-"
 
@@ -39,16 +45,49 @@ def read_ray_trials(experiment: str | os.PathLike) -> dict[str, RayTrial] | None
     """trial_id -> RayTrial from the newest experiment state in the folder (a local path or a
     URI); None when there is none or it cannot be read."""
     try:
-        fs, path = filesystem(experiment)
-        names = sorted(i.base_name for i in fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
-                       if i.base_name.startswith(STATE_PREFIX) and i.base_name.endswith(".json"))
-        if not names:
-            return None
-        with fs.open_input_stream(join(path, names[-1])) as f:
-            data = json.loads(f.read())
+        _, data = _newest_state(experiment)
         return dict(_trial(item) for item in data["trial_data"])
     except Exception:  # Ray's internal format: unreadable means "no state"
         return None
+
+
+def _newest_state(experiment: str | os.PathLike) -> tuple[str, dict[str, Any]]:
+    """(location, content) of the newest experiment_state-*.json; an exception if none."""
+    fs, path = filesystem(experiment)
+    names = sorted(i.base_name for i in fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+                   if i.base_name.startswith(STATE_PREFIX) and i.base_name.endswith(".json"))
+    if not names:
+        raise FileNotFoundError(f"no {STATE_PREFIX}*.json in {experiment}")
+    with fs.open_input_stream(join(path, names[-1])) as f:
+        return join(str(experiment), names[-1]), json.loads(f.read())
+
+
+def correct_ended(experiment: str | os.PathLike, ended: dict[str, str]) -> list[str]:
+    """Write the end status of each trial in `ended` (trial_id -> "ERROR" | "TERMINATED", from the
+    driver's memory) into the newest experiment state where it still says otherwise; an ERROR
+    that the file missed also counts as one more failure, with Ray's error.txt. Returns the
+    trial ids corrected (none when the state cannot be read)."""
+    try:
+        location, data = _newest_state(experiment)
+    except Exception:  # no state: nothing to correct
+        return []
+    corrected = []
+    for item in data.get("trial_data", []):
+        meta = json.loads(item[0]) if isinstance(item[0], str) else item[0]
+        status = ended.get(meta.get("trial_id"))
+        if status is None or meta.get("status") == status:
+            continue
+        meta["status"] = status
+        item[0] = json.dumps(meta, indent=2)
+        if status == "ERROR" and len(item) > 1 and isinstance(item[1], str):
+            run = json.loads(item[1])
+            run["num_failures"] = int(run.get("num_failures") or 0) + 1
+            run["error_filename"] = run.get("error_filename") or ERROR_FILE
+            item[1] = json.dumps(run)
+        corrected.append(meta["trial_id"])
+    if corrected:
+        write_bytes(location, json.dumps(data))
+    return corrected
 
 
 def _trial(item: list[Any]) -> tuple[str, RayTrial]:

@@ -19,7 +19,7 @@ from typing import Any
 from study.presets import PRESETS
 from study.settings import LaunchError, Settings
 from trainables.storage import join, read_bytes, write_atomic, write_bytes
-from trainables.vocabulary import STUDY_FILE, StudyStatus
+from trainables.vocabulary import FAILED_OUTCOMES, RECORD_TRIALS, STUDY_FILE, StudyStatus
 
 VERSIONED = ("torch", "ray", "optuna", "numpy", "scikit-learn", "pandas", "pyarrow")
 
@@ -82,18 +82,42 @@ def start_record(settings: Settings, record: dict | None, argv: list[str], *, ad
     return record
 
 
-def finish_record(record: dict, *, finished: bool, counts: dict[str, int], orphans: list[int], wall: float) -> None:
-    """The end of a run: completed when Ray ended every trial, else interrupted (resumable)."""
+def finish_record(record: dict, *, finished: bool, counts: dict[str, int], trials: list[dict[str, Any]],
+                  orphans: list[int], wall: float) -> None:
+    """The end of a run: completed when Ray ended every trial, else interrupted (resumable);
+    `trials` is the reconciled record of every trial (study.reconcile)."""
     status = StudyStatus.COMPLETED if finished else StudyStatus.INTERRUPTED
-    record.update(status=status.value, ended_at=now(),
-                  counts=counts, orphaned_optuna_trials=orphans)
-    record["runs"][-1].update(ended_at=now(), wall_time_s=round(wall, 1))
+    record.update(status=status.value, ended_at=now(), counts=counts, orphaned_optuna_trials=orphans)
+    record[RECORD_TRIALS] = trials
+    record["runs"][-1].update(ended_at=now(), wall_time_s=round(wall, 1), status=status.value)
 
 
-def fetch_journal(settings: Settings) -> None:
-    """Resuming from object storage on a machine without the local journal: fetch its copy
-    (atomically: a half-fetched journal would be taken for the study next time)."""
-    if settings.remote and not settings.journal_path.exists():
-        data = read_location(settings.journal_copy)
-        if data is not None:
-            write_atomic(settings.journal_path, data)
+def is_finished(record: dict) -> bool:
+    """A study whose every trial ended: resuming it changes nothing unless asked (--retry-failed)."""
+    return record.get("status") == StudyStatus.COMPLETED.value
+
+
+def failed_trials(record: dict) -> int:
+    return sum(int((record.get("counts") or {}).get(k, 0)) for k in FAILED_OUTCOMES)
+
+
+def journal_to_fetch(settings: Settings) -> bytes | None:
+    """Resuming from object storage: the journal's copy there, when it is newer than the local
+    journal (or there is none here); None to keep the local one. The journal only grows, so the
+    newer of two copies starts with the other; copies that differ otherwise are refused."""
+    if not settings.remote:
+        return None
+    remote = read_location(settings.journal_copy)
+    local = settings.journal_path.read_bytes() if settings.journal_path.exists() else None
+    if remote is None or remote == local or (local is not None and local.startswith(remote)):
+        return None  # nothing there, the same, or the local one is ahead (it is copied up at the end)
+    if local is None or remote.startswith(local):
+        return remote
+    raise LaunchError(f"the Optuna journal {settings.journal_path} and its copy {settings.journal_copy} differ (two "
+                      "machines ran the study?): move the one that is not the study's away and resume again")
+
+
+def write_journal(settings: Settings, data: bytes | None) -> None:
+    """The fetched journal, atomically (a half-fetched journal would be taken for the study)."""
+    if data is not None:
+        write_atomic(settings.journal_path, data)

@@ -23,7 +23,18 @@ from ray.tune.experiment import Trial
 from ray.tune.search.optuna import OptunaSearch
 
 from search_spaces import get_space
-from trainables.vocabulary import CONFIG_GROUP, FAILED_OUTCOMES, OPTUNA_NUMBER
+from trainables.vocabulary import (
+    CONFIG_GROUP,
+    ERROR_ATTR,
+    FAILED_OUTCOMES,
+    NODE_ATTR,
+    NODE_LOST,
+    OPTUNA_NUMBER,
+    OUTCOME_ATTR,
+    REQUEUED_FROM,
+    Outcome,
+    trial_outcome,
+)
 
 SAMPLERS = ("tpe", "nsga2", "random", "gp")
 SEED_INDEX = "seed_index"  # Optuna user attribute: which seed of its configuration a trial trains
@@ -92,19 +103,47 @@ class SeededSpace:
 
 
 class StudySearch(OptunaSearch):
-    """OptunaSearch that never tells a diverged or failed trial to Optuna as COMPLETE.
+    """OptunaSearch that never tells a diverged or failed trial to Optuna as COMPLETE, and that
+    labels every trial with how it ended before telling it.
 
     The trainable ends a diverged trial by reporting ``outcome="diverged"`` (finite sentinel
     objectives) and raising: Ray then calls ``on_trial_complete(error=True)`` without a result
     and OptunaSearch tells FAIL. One path bypasses that: a scheduler (ASHA) may stop the trial
     on that very result, and OptunaSearch would tell the sentinels as COMPLETE values. Any
     result whose outcome is not a success is therefore told as FAIL here.
+
+    Before the tell (Optuna never changes a finished trial) the trial gets the user attributes
+    ``outcome``, ``error`` and ``node_id`` from vocabulary.trial_outcome, the rule study.json and
+    trials.parquet follow too. Ray gives the searcher no reason, so a trial that errors after
+    reporting ``running`` -- its worker died with its node -- gets the error ``node lost``.
     """
 
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        # the last word of each trial, for the label at its end (restored searchers lack the dict)
+        self.__dict__.setdefault("_last_words", {})[trial_id] = {k: result.get(k) for k in _LAST_WORDS}
+        super().on_trial_result(trial_id, result)
+
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        last = result or self.__dict__.get("_last_words", {}).get(trial_id) or {}
         if result and result.get("outcome") in FAILED_OUTCOMES:
             result, error = None, True
+        if trial_id in self._ot_trials and trial_id not in self._completed_trials:
+            label_trial(self._ot_trials[trial_id], last, errored=error)
         super().on_trial_complete(trial_id, result=result, error=error)
+
+
+_LAST_WORDS = ("outcome", "error", NODE_ATTR)
+
+
+def label_trial(trial: optuna.Trial, last: dict[str, Any], *, errored: bool) -> None:
+    """Set a running Optuna trial's `outcome`, `error` and `node_id` user attributes."""
+    outcome = trial_outcome(last.get("outcome"), "ERROR" if errored else "TERMINATED", errored=errored)
+    trial.set_user_attr(OUTCOME_ATTR, outcome.value)
+    if outcome in FAILED_OUTCOMES:
+        reported = last.get("error") if last.get("outcome") in FAILED_OUTCOMES else None
+        trial.set_user_attr(ERROR_ATTR, str(reported or NODE_LOST).splitlines()[0][:500])
+    if last.get(NODE_ATTR):
+        trial.set_user_attr(NODE_ATTR, last[NODE_ATTR])
 
 
 def trial_dirname(trial: Trial) -> str:
@@ -124,8 +163,14 @@ def fail_orphans(study: optuna.Study, *, known: set[int] | None = None, requeue:
     running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
     orphans = [t for t in running if known is None or t.number not in known]
     for t in orphans:
+        running_trial = optuna.trial.Trial(study, t._trial_id)  # FrozenTrial cannot set attributes
+        running_trial.set_user_attr(OUTCOME_ATTR, Outcome.ERROR.value)
+        running_trial.set_user_attr(ERROR_ATTR, ORPHAN_ERROR)
         study.tell(t.number, state=optuna.trial.TrialState.FAIL)
         if requeue and t.params:
             attrs = {k: t.user_attrs[k] for k in (CONFIG_GROUP, SEED_INDEX) if k in t.user_attrs}
-            study.enqueue_trial(dict(t.params), user_attrs={**attrs, "requeued_from": t.number})
+            study.enqueue_trial(dict(t.params), user_attrs={**attrs, REQUEUED_FROM: t.number})
     return [t.number for t in orphans]
+
+
+ORPHAN_ERROR = "asked by a launch that was killed before Ray started the trial"

@@ -28,6 +28,7 @@ from trainables.vocabulary import (
     DEFAULT_SCORE_NO_FACTORS,
     DISENTANGLEMENT_METRICS,
     JOURNAL_FILE,
+    LOCK_FILE,
     METRIC_PRESETS,
     RECONSTRUCTION,
     RECONSTRUCTION_SCORES,
@@ -38,6 +39,9 @@ from trainables.vocabulary import (
 
 class LaunchError(Exception):
     """Bad input: printed as one line on stderr, exit code 2."""
+
+
+DEFAULT_PENDING_TIMEOUT_S = 1800.0  # on a cluster: how long trials may wait for a node that can hold them
 
 
 @dataclass(frozen=True)
@@ -86,14 +90,25 @@ class Settings:
     def journal_path(self) -> Path:
         """Local storage: next to the results. Object storage: a local folder (the journal needs
         a file system with appends and locks), copied up to `journal_copy`."""
-        if not self.remote:
-            return Path(self.experiment_dir) / JOURNAL_FILE
-        return Path(self.journal_dir or "runs/journals").resolve() / self.name / JOURNAL_FILE
+        return journal_folder(self.storage, self.name, self.journal_dir) / JOURNAL_FILE
+
+    @property
+    def lock_path(self) -> Path:
+        """The study's lock (study.lock): next to its journal."""
+        return self.journal_path.parent / LOCK_FILE
 
     @property
     def journal_copy(self) -> str:
         """Where the journal is copied on object storage, so another machine can resume."""
         return join(self.experiment_dir, JOURNAL_FILE)
+
+
+def journal_folder(storage: str, name: str, journal_dir: str | None) -> Path:
+    """The local folder of a study's Optuna journal (and its lock and ray.log): the experiment
+    folder, or for object storage `--journal-dir`/<name> (default runs/journals/<name>)."""
+    if not is_remote(storage):
+        return Path(storage) / name
+    return Path(journal_dir or "runs/journals").resolve() / name
 
 
 # Flags that a preset fills when they are not given explicitly.
@@ -137,12 +152,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="experiment name (default <space>-<dataset>-<time>)")
     p.add_argument("--journal-dir", help="local folder for the Optuna journal when --storage is a URI")
     p.add_argument("--resume", action="store_true", help="continue the study <storage>/<name>")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="with --resume: run the trials of a finished study that ended in an error again, from their "
+                        "last checkpoint (a finished study is otherwise left as it is)")
+    p.add_argument("--pending-timeout", type=float, metavar="SECONDS",
+                   help="on a cluster: end the study (resumable) when no trial could start for this long "
+                        f"(default {DEFAULT_PENDING_TIMEOUT_S:.0f} s)")
     p.add_argument("-v", "--verbose", action="store_true", help="Ray's own progress output and worker logs")
     return p
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    return build_parser().parse_args(argv)
+    """The command line, with the flags that would do nothing in the chosen mode refused."""
+    args = build_parser().parse_args(argv)
+    if args.retry_failed and not args.resume:
+        raise LaunchError("--retry-failed re-runs the failed trials of an existing study: add --resume --name NAME "
+                          "(and its --storage)")
+    if args.pending_timeout is not None and args.address is None:
+        raise LaunchError("--pending-timeout applies only when joining a cluster (--address): drop it (without "
+                          "--address the trials' resources are checked against this machine before the start)")
+    if args.pending_timeout is not None and not args.pending_timeout > 0:
+        raise LaunchError(f"--pending-timeout must be a number of seconds above 0, got {args.pending_timeout:g}")
+    if args.journal_dir is not None and not is_remote(args.storage):
+        raise LaunchError(f"--journal-dir applies only with s3:// or gs:// --storage (a local study keeps its journal "
+                          f"in <storage>/<name>/{JOURNAL_FILE}): drop --journal-dir")
+    return args
 
 
 def check_space(space: str | None) -> None:
@@ -202,7 +236,11 @@ def resolve(args: argparse.Namespace, *, gpu_visible: bool, record: dict | None 
 
 def _resumed(args: argparse.Namespace, record: dict, explicit: set[str]) -> Settings:
     """The resumed study's settings; a flag given with another value is refused."""
-    settings = Settings(**record["settings"])
+    try:
+        settings = Settings(**record["settings"])
+    except (KeyError, TypeError):  # a study.json of another version, or edited by hand
+        raise LaunchError(f"the study.json of {args.name!r} holds no settings this version can read: it cannot be "
+                          "resumed; start it again under a new --name") from None
     for key in explicit | {"score", "preset"}:
         given = getattr(args, key)
         if given is not None and given != getattr(settings, key):
@@ -284,7 +322,11 @@ def _adapt_to_machine(args: argparse.Namespace, values: dict[str, Any], explicit
     """CPU fallback without a GPU, ASHA's metric schedule, and a warning for CPU Ukiyo-e."""
     gpus = values["gpus_per_trial"]
     if gpus > 0 and not gpu_visible and args.address is None:
-        notes.append(f"no GPU visible: running on CPUs (--gpus-per-trial {gpus} -> 0)")
+        if "gpus_per_trial" in explicit:  # asked for by name: running on CPUs instead would be a surprise
+            raise LaunchError(f"--gpus-per-trial {gpus:g}: no GPU is visible on this machine (torch sees none): drop "
+                              "--gpus-per-trial to run on CPUs, install a CUDA build of torch, or join a GPU cluster "
+                              "with --address")
+        notes.append(f"no GPU visible: running on CPUs (the preset's --gpus-per-trial {gpus:g} -> 0)")
         values["gpus_per_trial"] = 0.0
     if args.objective == "single" and values["metrics_every"] != 1 and "metrics_every" not in explicit:
         values["metrics_every"] = 1  # ASHA compares the score at every rung

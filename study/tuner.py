@@ -17,7 +17,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
 from search_spaces import fixed_points
-from study.progress import JournalMirror, ProgressLine
+from study.progress import JournalMirror, PendingWatch, ProgressLine
 from study.searcher import SeededSpace, StudySearch, make_sampler, trial_dirname
 from study.settings import Settings
 from trainables.vocabulary import TRIAL_KEYS
@@ -41,22 +41,27 @@ def open_study(settings: Settings, *, resume: bool) -> tuple[optuna.Study, Journ
     return study, storage
 
 
-def build_tuner(settings: Settings, *, storage: JournalStorage, resume: bool, verbose: bool = False) -> tune.Tuner:
-    """The one place the Tuner is assembled (fresh or restored)."""
+def build_tuner(settings: Settings, *, storage: JournalStorage, resume: bool, verbose: bool = False,
+                retry_failed: bool = False, pending_timeout: float | None = None) -> tune.Tuner:
+    """The one place the Tuner is assembled (fresh or restored). `retry_failed`: a restored
+    study also runs its ERROR trials again, from their last checkpoint. `pending_timeout` (on a
+    cluster): the study stops when no trial could start for that long (PendingWatch)."""
     # deferred: imports torch and the trainer (seconds); bad input fails before it is needed
     from trainables.trainable import Resources, train_vae
 
     trainable = tune.with_resources(train_vae, Resources(settings.cpus_per_trial, settings.gpus_per_trial))
     if resume:
+        # Ray restores the run config (callbacks, stopper) as pickled: this run's timeout goes in on restore
+        PendingWatch.restored_timeout_s = pending_timeout
         return tune.Tuner.restore(settings.experiment_dir, trainable=trainable, resume_unfinished=True,
-                                  resume_errored=False, restart_errored=False)
+                                  resume_errored=retry_failed, restart_errored=False)
     return tune.Tuner(
         trainable,
         param_space=_param_space(settings),
         tune_config=tune.TuneConfig(search_alg=_searcher(settings, storage), scheduler=_scheduler(settings),
                                     num_samples=settings.trials, max_concurrent_trials=settings.max_concurrent or None,
                                     trial_dirname_creator=trial_dirname),
-        run_config=_run_config(settings, verbose=verbose),
+        run_config=_run_config(settings, verbose=verbose, pending_timeout=pending_timeout),
     )
 
 
@@ -96,13 +101,17 @@ def _param_space(settings: Settings) -> dict[str, Any]:
     return param_space
 
 
-def _run_config(settings: Settings, *, verbose: bool) -> tune.RunConfig:
+def _run_config(settings: Settings, *, verbose: bool, pending_timeout: float | None) -> tune.RunConfig:
     mirror = JournalMirror(str(settings.journal_path), settings.journal_copy) if settings.remote else None
+    callbacks: list[tune.Callback] = [ProgressLine(settings.objectives, settings.trials, on_change=mirror,
+                                                   experiment_dir=settings.experiment_dir)]
+    watch = PendingWatch(pending_timeout) if pending_timeout else None
     return tune.RunConfig(
         name=settings.name,
         storage_path=settings.storage,
         verbose=1 if verbose else 0,
-        callbacks=[ProgressLine(settings.objectives, settings.trials, on_change=mirror)],
+        callbacks=callbacks + ([watch] if watch else []),
+        stop=watch,
         failure_config=tune.FailureConfig(max_failures=settings.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         sync_config=tune.SyncConfig(sync_artifacts=True),

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import simulated_cluster
 import yaml
+from conftest import simulated_cluster
 
 from study import launch
 from trainables.trainable import Resources
@@ -116,6 +116,7 @@ def s3(monkeypatch):
     server.wait(timeout=10)
 
 
+@pytest.mark.ray
 @pytest.mark.timeout(600)
 def test_a_study_writes_its_results_to_s3(s3, tmp_path, monkeypatch, capsys):
     import ray
@@ -142,6 +143,7 @@ def test_a_study_writes_its_results_to_s3(s3, tmp_path, monkeypatch, capsys):
     assert [t.state.name for t in study.trials] == ["COMPLETE"]
 
 
+@pytest.mark.ray
 def test_a_missing_bucket_is_one_line_exit_2(s3, tmp_path, capsys):
     rc = launch.main(["--space", "beta", "--storage", "s3://no-such-bucket/x", "--journal-dir", str(tmp_path)])
     assert rc == 2
@@ -160,7 +162,7 @@ def cluster(tmp_path_factory):
     workers = ({"num_cpus": 2}, {"num_cpus": 1, "num_gpus": 1}, {"num_cpus": 1, "num_gpus": 1})
     with simulated_cluster(*workers) as (c, nodes):
         ray.init(address=c.address, log_to_driver=False)
-        ids = {name: node.node_id for name, node in zip(names, nodes)}
+        ids = {name: node.node_id for name, node in zip(names, nodes, strict=True)}
         yield {"cluster": c, "ids": ids, "gpu_ids": {ids["gpu_a"], ids["gpu_b"]}, "tmp": tmp_path_factory.mktemp("cl")}
 
 
@@ -195,6 +197,7 @@ def run_light(tmp: Path, name: str, *, n: int, cpus: float, gpus: float, sleep: 
     return [r.metrics for r in results]
 
 
+@pytest.mark.ray
 @pytest.mark.timeout(600)
 def test_fractional_gpu_trials_are_packed_on_gpu_nodes(cluster):
     rows = run_light(cluster["tmp"], "packed", n=8, cpus=0.1, gpus=0.25, sleep=20)
@@ -206,6 +209,7 @@ def test_fractional_gpu_trials_are_packed_on_gpu_nodes(cluster):
         assert {r["cuda"] for r in here} == {"0"}  # they share the node's one GPU
 
 
+@pytest.mark.ray
 @pytest.mark.timeout(600)
 def test_whole_gpu_trials_run_one_per_gpu_node(cluster):
     rows = run_light(cluster["tmp"], "whole", n=3, cpus=0.5, gpus=1, sleep=3)
@@ -214,6 +218,7 @@ def test_whole_gpu_trials_run_one_per_gpu_node(cluster):
     assert {r["node_id"] for r in first_two} == cluster["gpu_ids"]
 
 
+@pytest.mark.ray
 @pytest.mark.timeout(900)
 def test_a_real_study_runs_across_the_cluster(cluster, capsys):
     """The real trainable via the launcher: two one-GPU trials must use both GPU nodes."""

@@ -73,12 +73,14 @@ def split_config(config: dict[str, Any]) -> tuple[TrainConfig, dict[str, Any]]:
 
 def train_vae(config: dict[str, Any]) -> None:
     """The Ray Tune trainable (a plain function of its config)."""
-    train_cfg, trial = split_config(config)
-    objectives = [(str(m), str(mode)) for m, mode in trial["objectives"]]
+    # every failure the trial can see is reported as its last result, a bad config included: a
+    # trial that ends in ERROR without one is one whose worker died (the launcher: "node lost")
+    objectives = [(str(m), str(mode)) for m, mode in config.get("objectives", TRIAL_KEYS["objectives"])]
     info = _placement()
     torch.set_num_threads(max(1, int(round(info.pop("_cpus")))))
     state: dict[str, Any] = {"metrics": {}, "metrics_epoch": 0, "keys": []}
     try:
+        train_cfg, trial = split_config(config)
         full = load_dataset(train_cfg.dataset, root=train_cfg.data_root, image_size=train_cfg.image_size)
         train_data = _subset(full, trial["train_images"], train_cfg.seed)
         checkpoint = tune.get_checkpoint()
@@ -130,17 +132,22 @@ def train_vae(config: dict[str, Any]) -> None:
         state["keys"] = sorted(set(state["keys"]) | set(losses) | set(state["metrics"]))
         result = {**losses, **state["metrics"], "epoch": epoch, "metrics_epoch": state["metrics_epoch"],
                   "outcome": (Outcome.COMPLETED if last else Outcome.RUNNING).value, **info}
-        with tempfile.TemporaryDirectory(prefix="vae-ckpt-") as folder:
-            folder = Path(folder)
-            trainer.save_checkpoint(folder / CHECKPOINT_FILE)
-            (folder / TRIAL_STATE_FILE).write_text(json.dumps({**state, "result": result}))
-            if last:
-                trainer.save_images(folder / IMAGES_DIR)
-                # Ray runs the trial in its own working directory and syncs it next to the trial's
-                # results (SyncConfig(sync_artifacts=True)); unless told not to change directory.
-                if os.environ.get("RAY_CHDIR_TO_TRIAL_DIR", "1") != "0":
-                    shutil.copytree(folder / IMAGES_DIR, Path.cwd() / IMAGES_DIR, dirs_exist_ok=True)
-            tune.report(result, checkpoint=tune.Checkpoint.from_directory(str(folder)))
+        _checkpoint_and_report(trainer, state, result, last=last)
+
+
+def _checkpoint_and_report(trainer: Trainer, state: dict[str, Any], result: dict[str, Any], *, last: bool) -> None:
+    """One epoch's checkpoint (with the image grids after the last epoch) and its result."""
+    with tempfile.TemporaryDirectory(prefix="vae-ckpt-") as folder:
+        folder = Path(folder)
+        trainer.save_checkpoint(folder / CHECKPOINT_FILE)
+        (folder / TRIAL_STATE_FILE).write_text(json.dumps({**state, "result": result}))
+        if last:
+            trainer.save_images(folder / IMAGES_DIR)
+            # Ray runs the trial in its own working directory and syncs it next to the trial's
+            # results (SyncConfig(sync_artifacts=True)); unless told not to change directory.
+            if os.environ.get("RAY_CHDIR_TO_TRIAL_DIR", "1") != "0":
+                shutil.copytree(folder / IMAGES_DIR, Path.cwd() / IMAGES_DIR, dirs_exist_ok=True)
+        tune.report(result, checkpoint=tune.Checkpoint.from_directory(str(folder)))
 
 
 class Resources:

@@ -24,6 +24,7 @@ from PIL import Image
 
 from trainables import objectives as obj
 from trainables import vocabulary as vocab
+from trainables.cli import OneLineParser, UsageError, check_output_folder, fail
 from trainables.data import Dataset, DatasetError, load_dataset
 from trainables.models import VAE
 from trainables.storage import atomic_path, write_atomic
@@ -113,9 +114,19 @@ class Diverged(RuntimeError):
 
 
 def resolve_device(name: str) -> torch.device:
+    """"auto" (a GPU when one is visible), or a torch device name; a ValueError names the fix."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"device {name!r} is unknown: use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r}: no CUDA GPU is visible to torch: use --device cpu (or auto)")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"device {name!r}: torch sees {torch.cuda.device_count()} GPU(s): use cuda:0 .. "
+                         f"cuda:{torch.cuda.device_count() - 1}")
+    return device
 
 
 class Trainer:
@@ -203,7 +214,7 @@ class Trainer:
         with self._autocast():
             mu, logvar = self.model.encode(torch.cat(batches))
         sizes, dtype = [len(x) for x in batches], batches[0].dtype
-        pairs = zip(mu.to(dtype).split(sizes), logvar.to(dtype).split(sizes))
+        pairs = zip(mu.to(dtype).split(sizes), logvar.to(dtype).split(sizes), strict=True)
         return [(m, lv, self._sample(m, lv)) for m, lv in pairs]
 
     def _decode_each(self, codes: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -220,7 +231,7 @@ class Trainer:
         posteriors = self._encode_each(generated)
         terms = [self._terms(z, mu, logvar) for mu, logvar, z in posteriors]
         outs = self._decode_each([z.detach() if detach_codes else z for _, _, z in posteriors])
-        rec = torch.cat([self._rec(g.detach(), out) for g, out in zip(generated, outs)])
+        rec = torch.cat([self._rec(g.detach(), out) for g, out in zip(generated, outs, strict=True)])
         reg = torch.cat([self._weighted(t, beta) for t in terms])
         return rec, reg, torch.cat([t["kl"] for t in terms])
 
@@ -428,7 +439,8 @@ def write_grid(images: torch.Tensor, path: Path, pad: int = 2) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Train one VAE variant (no Ray, no Optuna).")
+    parser = OneLineParser(prog="python -m trainables.trainer",
+                           description="Train one VAE variant (no Ray, no Optuna).")
     defaults = TrainConfig()
     for field in dataclasses.fields(TrainConfig):
         flag = "--" + field.name.replace("_", "-")
@@ -439,14 +451,14 @@ def main(argv: list[str] | None = None) -> int:
             kind = {"data_root": str, "arch": str, "image_size": int}.get(field.name, type(value))
             parser.add_argument(flag, type=kind, default=value)
     parser.add_argument("--out", default="runs/train", help="folder for trainer.pt and images/")
-    args = vars(parser.parse_args(argv))
-    out = args.pop("out")
     try:
+        args = vars(parser.parse_args(argv))
+        out = args.pop("out")
+        check_output_folder(out, "--out")
         trainer = Trainer(TrainConfig(**args))
         trainer.train(out)
-    except (ValueError, DatasetError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except (UsageError, ValueError, DatasetError, OSError) as e:
+        return fail(e)
     except Diverged as e:
         print(f"diverged: {e}", file=sys.stderr)
         return 1

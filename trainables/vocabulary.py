@@ -193,6 +193,7 @@ class Outcome(StrEnum):
     STOPPED = "stopped"  # ended early by a scheduler (a rung it did not pass)
     DIVERGED = "diverged"  # a NaN or Inf loss
     ERROR = "error"  # an exception, or its node was lost without a retry left
+    INTERRUPTED = "interrupted"  # its study stopped before it ended (Ctrl-C, --pending-timeout): --resume continues it
     UNREADABLE = "unreadable"  # its result file is damaged
 
 
@@ -200,9 +201,36 @@ FAILED_OUTCOMES = (Outcome.DIVERGED.value, Outcome.ERROR.value)
 # The keys of a trainable's report that say where training stands, not what it measured.
 REPORT_KEYS = ("epoch", "metrics_epoch", "outcome", "error", "diverged_epoch")
 SCORED_OUTCOMES = (Outcome.COMPLETED.value, Outcome.STOPPED.value)  # have final metric values
+ENDED_OUTCOMES = (*SCORED_OUTCOMES, *FAILED_OUTCOMES)  # a trial that will not run again by itself
+# The error of a trial whose worker died before it could report (a lost node, a killed process):
+# Ray ends it with an actor error and no result of its own says why.
+NODE_LOST = "node lost"
+
+
+def trial_outcome(reported: str | None, ray_status: str | None, *, errored: bool = False,
+                  driver_running: bool = True) -> Outcome:
+    """How a trial stands: the one rule behind study.json, Optuna's user attributes and
+    trials.parquet. `reported`: the outcome of its last result (None: no result); `ray_status`:
+    Ray Tune's status; `errored`: Ray ended it with an error; `driver_running`: a launch still
+    runs the study (else nothing is `running`: unfinished trials are `interrupted`)."""
+    if reported in (Outcome.DIVERGED, Outcome.ERROR, Outcome.COMPLETED):
+        return Outcome(reported)
+    if errored or ray_status == "ERROR":
+        return Outcome.ERROR  # it died without reporting why: NODE_LOST
+    if ray_status == "TERMINATED":
+        return Outcome.STOPPED  # ended by a scheduler before its last epoch
+    if reported is None and ray_status in (None, "PENDING"):
+        return Outcome.PENDING
+    return Outcome.RUNNING if driver_running else Outcome.INTERRUPTED
 
 CONFIG_GROUP = "config_group"  # trial key: the Optuna number of the first seed of its configuration
 OPTUNA_NUMBER = "optuna_number"  # trial key: the trial's own number in the Optuna study
+# Optuna user attributes of a trial, set before it is told (Optuna never changes a finished trial).
+OUTCOME_ATTR = "outcome"  # an Outcome value
+ERROR_ATTR = "error"  # the first line of the trial's error, or NODE_LOST
+NODE_ATTR = "node_id"  # the Ray node of its last result
+RETRY_OF = "retry_of"  # a COMPLETE trial that supersedes FAIL trial n after --retry-failed re-ran it
+REQUEUED_FROM = "requeued_from"  # a queued copy of trial n, asked by a killed driver and never started
 # Settings of a trial that are not TrainConfig fields, with their defaults.
 TRIAL_KEYS: dict[str, object] = {
     "metrics_every": 1,  # the fast metrics every k epochs (and always after epoch 1)
@@ -216,6 +244,15 @@ METRIC_PRESETS = ("fast", "full")  # trainables.metrics.evaluate.PRESETS
 
 # Where a trial ran, reported with every result.
 PLACEMENT_KEYS = ("node_ip", "node_id", "hostname", "gpu_share")
+NODE_LABEL = "node"  # column / study.json key of node_label()
+
+
+def node_label(node_id: object, host: object = None) -> str | None:
+    """A short name of a Ray node for tables: host and the first 6 hex digits of its id
+    ("vm:5853a2"), since several nodes may share one host; None without an id."""
+    if not isinstance(node_id, str) or not node_id:
+        return None
+    return f"{host}:{node_id[:6]}" if isinstance(host, str) and host else node_id[:8]
 
 # --- images ------------------------------------------------------------------------------------------
 # The final image grids of a trial (Trainer.save_images), in display order, with captions.
@@ -237,10 +274,16 @@ class StudyStatus(StrEnum):
     FAILED = "failed"  # the launcher itself raised
 
 
+# study.json's per-trial record (the launcher's reconciled view, docs/reliability.md): under
+# RECORD_TRIALS, one mapping per Ray trial with these keys.
+RECORD_TRIALS = "trials"
+RECORD_TRIAL_KEYS = ("trial_id", "trial_dir", OPTUNA_NUMBER, "optuna_state", RETRY_OF, OUTCOME_ATTR, ERROR_ATTR,
+                     "ray_status", "ray_error", NODE_ATTR, NODE_LABEL)
+
 # --- the experiment folder ---------------------------------------------------------------------------
 STUDY_FILE = "study.json"  # settings, versions, status and counts of a study
 JOURNAL_FILE = "optuna.journal"  # the Optuna study (JournalFileBackend)
-LOCK_FILE = "study.lock"  # held while a launch runs the study
+LOCK_FILE = "study.lock"  # next to the journal while a launch runs the study (study.lock: pid, host, start)
 TRIALS_FILE = "trials.parquet"  # one row per trial
 HISTORY_FILE = "history.parquet"  # one row per trial and epoch
 REPORT_FILE = "report.html"

@@ -23,11 +23,13 @@ import sys
 import time
 import zlib
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from trainables.cli import OneLineParser, UsageError, check_output_folder, fail
 from trainables.storage import write_atomic
 
 from .beta_vae import compute_beta_vae
@@ -145,8 +147,8 @@ def _versions() -> dict[str, str]:
             "scikit-learn": sklearn.__version__}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+def _parser() -> OneLineParser:
+    parser = OneLineParser(
         prog="python -m trainables.metrics.evaluate",
         description="Evaluate a trained VAE checkpoint: print every applicable metric and optionally write JSON.")
     parser.add_argument("--checkpoint", required=True, help="trainer.pt written by trainables.trainer")
@@ -162,27 +164,67 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads for the encoder (default: torch's; on a busy CPU, 1 is often fastest)")
     parser.add_argument("--json", default=None, help="write the metrics and their provenance here (atomically)")
-    args = parser.parse_args(argv)
+    return parser
 
-    from trainables.data import DatasetError, load_dataset
-    from trainables.trainer import Trainer
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+def _check_args(args: argparse.Namespace) -> None:
+    """Everything that can be checked before the checkpoint is read: a ValueError names the fix."""
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be at least 1, got {args.threads}")
+    if args.n_jobs is not None and args.n_jobs < 1 and args.n_jobs != -1:
+        raise ValueError(f"--n-jobs must be at least 1 (or -1: all CPUs), got {args.n_jobs}")
+    if args.json is not None:
+        target = Path(args.json)
+        if target.is_dir():
+            raise ValueError(f"--json {target} is a folder: give a file name, e.g. {target}/metrics.json")
+        check_output_folder(target.parent, "--json")
+    if not Path(args.checkpoint).is_file():
+        raise ValueError(f"--checkpoint {args.checkpoint}: no such file: pass the trainer.pt that "
+                         "python -m trainables.trainer wrote (or a trial's checkpoint_*/trainer.pt)")
+
+
+def _load(args: argparse.Namespace):
+    """The trainer of the checkpoint on its (or the requested) data set; ValueError if the file is
+    not a trainer checkpoint (damaged, truncated, something else)."""
+    from trainables.data import load_dataset  # deferred: the data package imports the loaders
+    from trainables.trainer import Trainer  # deferred: trainer imports this module's package
+
     overrides = {"device": args.device} if args.device else {}
     try:
-        dataset = None
-        if args.dataset or args.data_root:
-            config = torch.load(args.checkpoint, map_location="cpu", weights_only=False)["config"]
-            dataset = load_dataset(args.dataset or config["dataset"], root=args.data_root or config.get("data_root"),
-                                   image_size=config.get("image_size"))
-        trainer = Trainer.from_checkpoint(args.checkpoint, dataset, **overrides)
-    except (OSError, KeyError, ValueError, DatasetError) as e:
-        print(f"error: cannot load {args.checkpoint}: {e}", file=sys.stderr)
-        return 2
-    start = time.perf_counter()
-    metrics = evaluate(trainer.model, trainer.dataset, preset=args.preset, seed=args.seed, device=trainer.device,
-                       cached=args.cached, n_jobs=args.n_jobs)
+        state = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+        config = state["config"]
+    except Exception as e:  # torch raises RuntimeError, UnpicklingError, EOFError, ... for a damaged file
+        raise ValueError(f"--checkpoint {args.checkpoint} is damaged or not a trainer checkpoint "
+                         f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'unreadable'}): pass a "
+                         "complete trainer.pt (a trial's older checkpoint_*/trainer.pt, or train again)") from None
+    dataset = None
+    if args.dataset or args.data_root:
+        dataset = load_dataset(args.dataset or config["dataset"], root=args.data_root or config.get("data_root"),
+                               image_size=config.get("image_size"))
+    try:
+        return Trainer.from_checkpoint(args.checkpoint, dataset, **overrides)
+    except (KeyError, TypeError, RuntimeError) as e:  # a checkpoint of another shape or version
+        raise ValueError(f"--checkpoint {args.checkpoint} does not fit this trainer ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0] if str(e) else ''}): use a checkpoint of this version") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    from trainables.data import DatasetError  # deferred with the data package, above
+
+    try:
+        args = _parser().parse_args(argv)
+        _check_args(args)
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        trainer = _load(args)
+        start = time.perf_counter()
+        metrics = evaluate(trainer.model, trainer.dataset, preset=args.preset, seed=args.seed, device=trainer.device,
+                           cached=args.cached, n_jobs=args.n_jobs)
+    except (UsageError, ValueError, DatasetError, OSError) as e:
+        return fail(e)
+    except RuntimeError as e:  # the model and the data set do not fit each other (channels, image size)
+        return fail(f"the checkpoint's model does not fit the data set ({e}): drop --dataset/--data-root to use "
+                    "the checkpoint's own")
     wall = time.perf_counter() - start
     width = max(map(len, metrics), default=0)
     for key, value in metrics.items():
