@@ -216,6 +216,15 @@ METRIC_PRESETS = ("fast", "full")  # trainables.metrics.evaluate.PRESETS
 
 # Where a trial ran, reported with every result.
 PLACEMENT_KEYS = ("node_ip", "node_id", "hostname", "gpu_share")
+NODE_LABEL = "node"  # column / study.json key of node_label()
+
+
+def node_label(node_id: object, host: object = None) -> str | None:
+    """A short name of a Ray node for tables: host and the first 6 hex digits of its id
+    ("vm:5853a2"), since several nodes may share one host; None without an id."""
+    if not isinstance(node_id, str) or not node_id:
+        return None
+    return f"{host}:{node_id[:6]}" if isinstance(host, str) and host else node_id[:8]
 
 # --- images ------------------------------------------------------------------------------------------
 # The final image grids of a trial (Trainer.save_images), in display order, with captions.
