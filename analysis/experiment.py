@@ -22,6 +22,11 @@ from trainables import storage
 from trainables.vocabulary import METRICS, TRAVERSALS_INFO
 
 
+def png_uri(data: bytes) -> str:
+    """PNG bytes as a ``data:`` URI, for a page that works offline."""
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
 class ExperimentError(ValueError):
     """The path is not a readable experiment folder; the message is one line."""
 
@@ -120,13 +125,6 @@ class Experiment:
         """The PNG bytes of one final image of a trial, or None when it has none."""
         rel = self._image_path(trial_id, kind)
         return None if rel is None else self.file_bytes(rel)
-
-    def image_uri(self, trial_id: str, kind: str) -> str | None:
-        """One final image of a trial as a ``data:`` URI, or None."""
-        data = self.image_bytes(trial_id, kind)
-        if data is None:
-            return None
-        return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
     def image_kinds(self) -> list[str]:
         """The kinds of final image some trial has (``recon``, ``traversals``, ...)."""

@@ -153,8 +153,9 @@ def _trial_record(fs: pafs.FileSystem, root: str, trial_dir: str, inner: list[pa
     folder = storage.join(root, trial_dir)
     names = {i.base_name for i in inner}
     state = ray.get(by_logdir.get(trial_dir, ""))
-    # A trial Ray still runs (or, without Ray's record, of a running study) may be writing its last line.
-    writing = state.status in (None, "RUNNING", "PENDING") if state else study_running
+    # Only a trial that may still run -- its study running, Ray not saying it ended -- may be
+    # writing its last line; in any other a line cut off is damage.
+    writing = study_running and (state is None or state.status in (None, "RUNNING", "PENDING"))
     results, result_damage = _result_lines(_read(fs, storage.join(folder, RESULT_FILE)), writing=writing)
     params = _read_json(fs, storage.join(folder, PARAMS_FILE)) if PARAMS_FILE in names else None
     damaged = [(f"{trial_dir}/{RESULT_FILE}", result_damage)] if result_damage else []

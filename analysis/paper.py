@@ -32,7 +32,6 @@ from the tables; the images are shown whole, never measured.
 
 from __future__ import annotations
 
-import base64
 import html
 import io
 import math
@@ -48,7 +47,7 @@ from PIL import Image, ImageDraw, ImageFont
 from analysis.charts import curves_figure, curves_info, seed_distributions_info
 from analysis.charts.data import bounds
 from analysis.command import parser, run_command
-from analysis.experiment import Experiment, ExperimentError
+from analysis.experiment import Experiment, ExperimentError, png_uri
 from analysis.folder import load_experiment
 from analysis.stats import p_best, t_interval
 from trainables import storage
@@ -357,8 +356,8 @@ def _page(exp: Experiment, md_table: pd.DataFrame, odds: pd.DataFrame, figs: dic
     for k, (name, fig) in enumerate(figs.items()):
         parts.append(fig.to_html(full_html=False, include_plotlyjs=(k == 0), div_id=name))
     for name, png in images.items():
-        parts.append(f'<figure id="{name}"><img alt="{name}" src="data:image/png;base64,'
-                     f'{base64.b64encode(png).decode("ascii")}"><figcaption>{name}</figcaption></figure>')
+        parts.append(f'<figure id="{name}"><img alt="{name}" src="{png_uri(png)}"><figcaption>{name}</figcaption>'
+                     "</figure>")
     css = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;"
            "margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;font-size:14px}caption{text-align:left;"
            "font-weight:bold}img{max-width:100%}")

@@ -128,6 +128,7 @@
     if (ids.includes("chart-pareto")) await plot("chart-pareto");
     if (selected) showTrial(selected);
     document.body.dataset.firstView = "true";
+    performance.mark("report-first-view");  // the trade-off drawn and the best trial shown
     const rest = ids.filter((id) => id !== "chart-pareto");
     if ("IntersectionObserver" in window) {
       const near = new IntersectionObserver((entries) => entries.forEach((e) => { if (e.isIntersecting) plot(e.target.id); }),
@@ -153,7 +154,7 @@
     if (t) row.querySelector(".panel-images").innerHTML = t.images.map((im) => imageHtml(t, im)).join("");
   });
 
-  plotAll().then(() => { document.body.dataset.ready = "true"; })
+  plotAll().then(() => { performance.mark("report-ready"); document.body.dataset.ready = "true"; })
       .catch((err) => { console.error(err); document.body.dataset.ready = "error"; });
 
   // --- the sortable trials table: numbers as numbers, empty cells last ---------------------------

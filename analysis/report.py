@@ -93,7 +93,8 @@ def _charts(exp: Experiment) -> list[Chart]:
         ("slices", "Objectives against each parameter", "One point per completed trial; darker points came later "
          "in the search.", lambda: (C.plot_slices(exp), None)),
         ("importance", "Parameter importance", "Which searched parameters explain each objective (fANOVA over "
-         "completed trials, the bars' whiskers the range over three seeds of its random forest).", importance),
+         "completed trials, the whiskers its range over three seeds of its random forest; PED-ANOVA past 300 "
+         "trials).", importance),
         ("curves", "Training curves", "The objectives and main losses per epoch, one line per trial "
          "(history.parquet has every metric).", lambda: (C.plot_curves(exp, metrics=headline_metrics(exp)), None)),
         ("seeds", "Configurations across seeds", f"Final values of each configuration's seeds. {SEEDS_METHOD}.",
@@ -129,10 +130,11 @@ def _sections(exp: Experiment, figures: dict[str, Any]) -> tuple[list[str], list
         try:
             content, sample = build()
         except ValueError as exc:
-            content, sample = f"Not available: {exc}", None
-        if isinstance(content, str):
-            body = f'<p class="unavailable">{html.escape(content)}</p>'
-        else:
+            content, sample = None, None
+            body = f'<p class="unavailable">Not available: {html.escape(str(exc))}</p>'
+        if isinstance(content, str):  # a chart said in one line
+            body = f'<p class="summary">{html.escape(content)}</p>'
+        elif content is not None:
             figures[f"chart-{anchor}"] = _figure_json(content)
             body = f'<div id="chart-{anchor}" class="chart"></div>'
         if anchor == "seeds":

@@ -10,7 +10,6 @@ its report can move together), and a remote experiment's are named, not linked.
 
 from __future__ import annotations
 
-import base64
 import math
 import os
 import posixpath
@@ -19,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from analysis.charts.data import fmt, present
-from analysis.experiment import Experiment
+from analysis.experiment import Experiment, png_uri
 from trainables import storage
 from trainables.vocabulary import IMAGE_KINDS, METRICS, variant_label
 
@@ -79,7 +78,7 @@ class ImageStore:
 
     def _embed(self, tid: str, kind: str, data: bytes) -> str:
         key = f"{tid}/{kind}"
-        self.embedded[key] = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+        self.embedded[key] = png_uri(data)
         return key
 
     def _link(self, rel: str) -> str | None:

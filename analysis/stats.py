@@ -24,12 +24,12 @@ Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
 # chart is greyed with a note (analysis.charts.data.Sample).
 MIN_SEEDS = 2  # a t-interval of a configuration's mean needs two seeds of it
 MIN_CORRELATION_TRIALS = 10  # below 10 trials |rho| must exceed 0.65 to differ from 0 at the 5% level
-MIN_IMPORTANCE_TRIALS = 10  # a random forest (fANOVA) over fewer trials ranks by noise ...
-IMPORTANCE_TRIALS_PER_PARAM = 2  # ... and so it does with fewer than two trials per parameter
+MIN_IMPORTANCE_TRIALS = 10  # a random forest (fANOVA) over fewer configurations ranks by noise ...
+IMPORTANCE_TRIALS_PER_PARAM = 2  # ... and so it does with fewer than two per parameter
 
 
 def importance_trials_needed(n_params: int) -> int:
-    """Completed trials parameter importance needs for `n_params` parameters."""
+    """Completed configurations parameter importance needs for `n_params` parameters."""
     return max(MIN_IMPORTANCE_TRIALS, IMPORTANCE_TRIALS_PER_PARAM * n_params)
 
 

@@ -181,6 +181,7 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.ray
 @pytest.mark.timeout(900)
 def test_paper_smoke_study_writes_the_comparison_table(paper_study):
     assert paper_study["rc"] == 0
@@ -221,6 +222,7 @@ def test_paper_smoke_study_writes_the_comparison_table(paper_study):
         assert 0 <= float(r["with_output_mean"]) <= 1 and 0 <= float(r["mean_pixel_mean"]) <= 1
 
 
+@pytest.mark.ray
 @pytest.mark.timeout(900)
 def test_paper_smoke_study_writes_the_figures(paper_study):
     out = paper_study["experiment"] / "paper"
@@ -255,6 +257,7 @@ def test_paper_smoke_study_writes_the_figures(paper_study):
         assert not (out / "fig1_metrics.png").exists()
 
 
+@pytest.mark.ray
 @pytest.mark.timeout(300)
 def test_paper_analysis_refuses_a_searching_study(paper_study, tmp_path):
     copy = tmp_path / "searched"
@@ -269,6 +272,7 @@ def test_paper_analysis_refuses_a_searching_study(paper_study, tmp_path):
     assert not (copy / "paper").exists()  # nothing written
 
 
+@pytest.mark.ray
 @pytest.mark.timeout(300)
 def test_paper_analysis_without_factors_writes_figures_4_and_5(paper_study, tmp_path):
     """Ukiyo-e has no ground-truth factors: the same study, its factor scores removed, gives the
@@ -293,6 +297,7 @@ def test_paper_analysis_without_factors_writes_figures_4_and_5(paper_study, tmp_
     assert not any(k.startswith(("mig", "beta_vae")) for k in header)
 
 
+@pytest.mark.ray
 @pytest.mark.timeout(300)
 def test_paper_without_png_leaves_no_stale_figures(paper_study, tmp_path):
     copy = tmp_path / "again"

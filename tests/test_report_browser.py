@@ -125,7 +125,7 @@ def _click_pareto_point(driver) -> str:
     time.sleep(0.5)  # let the responsive layout settle before reading pixel positions
     point = driver.execute_script("""
       var gd = document.getElementById('chart-pareto');
-      var i = gd.data.findIndex(function (t) { return t.mode === 'markers' && t.name !== 'dominated'; });
+      var i = gd.data.findIndex(function (t) { return t.meta === 'front'; });
       var t = gd.data[i], L = gd._fullLayout, s = L._size, r = gd.getBoundingClientRect();
       var x = L.xaxis.l2p(t.x[0]) + s.l, y = L.yaxis.l2p(t.y[0]) + s.t;
       return {id: String(t.customdata[0]), dx: x - r.width / 2, dy: y - r.height / 2};

@@ -19,7 +19,9 @@ from trainables.vocabulary import variant_label
 
 TRIAL_COLORS = qualitative.Safe  # colour-blind safe, one per highlighted trial
 OTHERS = "other trials"  # the series of the trials not highlighted (grey)
-_MARKED_EPOCHS = 10  # up to this many epochs the points are marked: a one-epoch curve is a point
+# Points are marked when curves are short (a one-epoch curve is a point) or few: thousands of
+# markers cost seconds to draw and hide the lines.
+_MARKED_EPOCHS, _MARKED_POINTS = 3, 2000
 
 
 class CurveSeries(NamedTuple):
@@ -131,7 +133,8 @@ def curves_figure(info: CurvesInfo, *, columns: int = 3) -> go.Figure:
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=[axis_title(m) for m in info.metrics] or [""],
                         horizontal_spacing=0.07, vertical_spacing=spacing)
     shown: set[str] = set()
-    few = len({e for s in info.series for e in s.epochs if e is not None}) <= _MARKED_EPOCHS
+    few = len({e for s in info.series for e in s.epochs if e is not None}) <= _MARKED_EPOCHS or sum(
+        len(s.epochs) for s in info.series) <= _MARKED_POINTS
     for s in info.series:
         i = info.metrics.index(s.metric)
         where = dict(row=i // cols + 1, col=i % cols + 1)

@@ -63,6 +63,19 @@ def axis_title(metric: str, maximize: bool | None = None, *, short: bool = False
     return text + ("" if maximize is None else ", higher is better" if maximize else ", lower is better")
 
 
+def log_ticks(lo: float, hi: float, margin: float = 0.0) -> list[float]:
+    """Round values for a log axis over [lo, hi]: 1-2-5 (or 1-3, or 1) times a power of ten,
+    at most five, none within `margin` (a share of the axis) of either end."""
+    a, b = math.log10(lo), math.log10(hi)
+    inner: list[float] = []
+    for steps in ((1.0, 2.0, 5.0), (1.0, 3.0), (1.0,)):
+        inner = [m * 10.0 ** d for d in range(math.floor(a), math.ceil(b) + 1) for m in steps]
+        inner = [v for v in inner if a + margin * (b - a) <= math.log10(v) <= b - margin * (b - a)]
+        if len(inner) <= 5:
+            break
+    return inner
+
+
 def spans_decades(values: Sequence[float]) -> bool:
     """Positive values spanning LOG_SPAN or more: a log axis reads them better."""
     v = np.asarray([x for x in values if x is not None], dtype="float64")

@@ -4,7 +4,6 @@ latent and KL, each column with its z value (traversals.json)."""
 
 from __future__ import annotations
 
-import base64
 import struct
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -15,7 +14,7 @@ from plotly.subplots import make_subplots
 from analysis.charts.data import present
 from analysis.charts.pareto import pareto_front_info
 from analysis.charts.style import TEMPLATE, empty
-from analysis.experiment import Experiment, Traversals
+from analysis.experiment import Experiment, Traversals, png_uri
 from trainables.vocabulary import IMAGE_KINDS, SCORED_OUTCOMES, VARIANT_NAMES, Outcome, variant_label
 
 CAPTION_SIZE = 13  # px: captions and labels a reader can read next to the images
@@ -51,8 +50,7 @@ def image_panels_info(exp: Experiment, *, trial_ids: Sequence[str] | None = None
     data = [[exp.image_bytes(i, k) for k in ks] for i in ids]
     return ImagePanelInfo(
         tuple(ids), tuple(labels), tuple(ks), tuple(IMAGE_KINDS.get(k, k) for k in ks),
-        tuple(tuple(None if b is None else "data:image/png;base64," + base64.b64encode(b).decode("ascii")
-                    for b in row) for row in data),
+        tuple(tuple(None if b is None else png_uri(b) for b in row) for row in data),
         tuple(tuple(png_size(b) for b in row) for row in data), tuple(exp.traversals(i) for i in ids))
 
 

@@ -17,7 +17,7 @@ from optuna.importance import (
     get_param_importances,
 )
 
-from analysis.charts.data import Sample, present, scored, variants
+from analysis.charts.data import Sample, configurations, present, scored, variants
 from analysis.charts.style import GREY, TEMPLATE, empty
 from analysis.experiment import Experiment
 from analysis.stats import importance_trials_needed
@@ -39,7 +39,7 @@ class ImportanceInfo(NamedTuple):
     evaluator: str
     runs: int                                         # evaluator runs (seeds) behind low and high
     left_out: tuple[str, ...]                         # conditional or constant parameters
-    sample: Sample                                    # completed trials against what the parameters need
+    sample: Sample                                    # configurations against what the parameters need
 
 
 def param_importances_info(exp: Experiment, *, objectives: Sequence[str] | None = None,
@@ -52,7 +52,8 @@ def param_importances_info(exp: Experiment, *, objectives: Sequence[str] | None 
     trials. Conditional parameters (used by some variants only) and parameters that never
     varied are left out: Optuna's evaluators need every trial to have every parameter. With
     ``variant``, only that variant's trials count, and its own conditional parameters are
-    included. ``sample``: the trials analysis.stats says the parameters need."""
+    included. ``sample``: distinct configurations (a configuration's seeds say nothing about its
+    parameters' effect) against what analysis.stats says the parameters need."""
     if variant is not None:
         exp = _one_variant(exp, variant)
     fast = len(scored(exp, [])) > _FANOVA_LIMIT
@@ -98,7 +99,8 @@ def _info(exp: Experiment, objs: list[str], params: list[str], runs: dict[str, l
         high=tuple(over_runs(o, np.max) for o in objs), unstable=unstable, n_trials=tuple(counts),
         messages=tuple(messages), evaluator=type(evaluators[0]).__name__, runs=len(evaluators),
         left_out=tuple(p for p in exp.searched if p not in params),
-        sample=Sample(min(counts, default=0), importance_trials_needed(len(params)), "completed trials"),
+        sample=Sample(int(configurations(scored(exp, [])).nunique()), importance_trials_needed(len(params)),
+                      "completed configurations (seeds of one count once)"),
     )
 
 

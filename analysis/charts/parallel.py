@@ -11,7 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
-from analysis.charts.data import default_metrics, scored
+from analysis.charts.data import default_metrics, log_ticks, scored
 from analysis.charts.style import TEMPLATE, empty
 from analysis.experiment import Experiment
 from trainables.vocabulary import METRICS, RECONSTRUCTION, variant_label
@@ -125,21 +125,13 @@ def _linear_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
 
 
 def _log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
-    """Ticks for a log10 axis over [lo, hi] (positions, labels): both ends and, between them,
-    round values 1-2-5 (or 1-3, or 1) times a power of ten that are not crowding an end; at
-    most about seven."""
-    a, b = math.log10(lo), math.log10(hi)
-    inner: list[float] = []
-    for steps in ((1.0, 2.0, 5.0), (1.0, 3.0), (1.0,)):
-        inner = [m * 10.0 ** d for d in range(math.floor(a), math.ceil(b) + 1) for m in steps]
-        inner = [v for v in inner if a + 0.06 * (b - a) < math.log10(v) < b - 0.06 * (b - a)]
-        if len(inner) <= 5:
-            break
-    vals = sorted({lo, hi}) if hi > lo else [lo]
-    labels = [f"{v:.4g}" for v in vals]
-    if hi > lo:
-        vals, labels = [lo, *inner, hi], [labels[0], *(f"{v:g}" for v in inner), labels[-1]]
-    return [math.log10(v) for v in vals], labels
+    """Ticks for a log10 axis over [lo, hi] (positions, labels): both ends (parcoords draws an
+    axis only between its outer ticks) and round values between them not crowding an end."""
+    if not hi > lo:
+        return [math.log10(lo)], [f"{lo:.4g}"]
+    inner = [v for v in log_ticks(lo, hi, margin=0.1) if lo < v < hi]
+    vals = [lo, *inner, hi]
+    return [math.log10(v) for v in vals], [f"{lo:.4g}", *(f"{v:g}" for v in inner), f"{hi:.4g}"]
 
 
 def parallel_coordinates_figure(info: ParallelInfo) -> go.Figure:

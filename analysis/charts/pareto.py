@@ -107,11 +107,11 @@ def pareto_front_figure(info: ParetoFrontInfo) -> go.Figure:
     ordered = [v for v in VARIANT_NAMES if v in seen] + [v for v in seen if v not in VARIANT_NAMES]
     symbols = dict(zip(ordered, _SYMBOLS * 3, strict=False))
     for v in ordered:
+        fig.add_trace(_key(v, ordered, symbols[v]))
         for front in (True, False):
             sel = [i for i, f in enumerate(info.on_front) if f == front and info.variants[i] == v]
             if sel:
-                fig.add_trace(_points(info, sel, v, front, symbols[v], legend=not any(
-                    tr.legendgroup == v for tr in fig.data)))
+                fig.add_trace(_points(info, sel, v, front, symbols[v]))
     if info.front:
         pos = {t: i for i, t in enumerate(info.trial_ids)}
         along = [pos[t] for t in info.front]
@@ -133,12 +133,20 @@ def pareto_front_figure(info: ParetoFrontInfo) -> go.Figure:
     return fig
 
 
-def _points(info: ParetoFrontInfo, sel: list[int], variant: str, front: bool, symbol: str, *,
-            legend: bool) -> go.Scatter:
+def _key(variant: str, ordered: list[str], symbol: str) -> go.Scatter:
+    """The legend's key of a variant, its colour and symbol at full strength (no point of its own:
+    its front and dominated points follow it, as one legend group)."""
+    return go.Scatter(x=[None], y=[None], mode="markers", name=variant_label(variant), legendgroup=variant,
+                      meta="key", hoverinfo="skip",
+                      marker=dict(symbol=symbol, color=color(variant, ordered), size=11,
+                                  line=dict(color="#222222", width=1)))
+
+
+def _points(info: ParetoFrontInfo, sel: list[int], variant: str, front: bool, symbol: str) -> go.Scatter:
     hue = color(variant, [v for v in dict.fromkeys(info.variants)])
     return go.Scatter(
         x=[info.x[i] for i in sel], y=[info.y[i] for i in sel], mode="markers", name=variant_label(variant),
-        legendgroup=variant, showlegend=legend, meta="front" if front else "dominated",
+        legendgroup=variant, showlegend=False, meta="front" if front else "dominated",
         marker=dict(symbol=[symbol + ("-open" if info.running[i] else "") for i in sel],
                     color=hue if front else rgba(hue, 0.35), size=13 if front else 9,
                     line=dict(color="#222222" if front else rgba(hue, 0.8), width=1)),

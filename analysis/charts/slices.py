@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from plotly.subplots import make_subplots
 
-from analysis.charts.data import axis_title, present, scored, spans_decades
+from analysis.charts.data import axis_title, log_ticks, present, scored, spans_decades
 from analysis.charts.style import TEMPLATE, empty
 from analysis.experiment import Experiment
 from trainables.vocabulary import variant_label
@@ -28,7 +28,7 @@ class SliceInfo(NamedTuple):
     trial_ids: tuple[str, ...]                 # the scored trials with every objective, in launch order
     numbers: tuple[int, ...]                   # their trial numbers (the colour)
     log: tuple[bool, ...]                      # per param: a log axis (log distribution)
-    categorical: tuple[bool, ...]              # per param
+    categories: tuple[tuple[str, ...] | None, ...]  # per param: a categorical one's values in the space's order
     y_log: tuple[bool, ...]                    # per objective
 
 
@@ -44,11 +44,12 @@ def slice_info(exp: Experiment, *, params: Sequence[str] | None = None,
     for p in names:
         dist = exp.searched.get(p)
         cat = isinstance(dist, CategoricalDistribution) or p == "variant"
-        raw = pts[columns[p]]
-        xs.append(tuple((variant_label(v) if p == "variant" else str(v) if cat else float(v)) if present(v) else None
-                        for v in raw))
+        text = variant_label if p == "variant" else str
+        xs.append(tuple((text(v) if cat else float(v)) if present(v) else None for v in pts[columns[p]]))
         logs.append(isinstance(dist, (FloatDistribution, IntDistribution)) and dist.log)
-        cats.append(cat)
+        choices = list(dist.choices) if isinstance(dist, CategoricalDistribution) else sorted(
+            {v for v in pts[columns[p]] if present(v)}, key=str)
+        cats.append(tuple(text(c) for c in choices) if cat else None)
     ys = tuple(tuple(float(v) for v in pts[o]) for o in objs)
     return SliceInfo(tuple(names), tuple(objs), tuple(exp.direction(o) == "maximize" for o in objs), tuple(xs), ys,
                      tuple(str(i) for i in pts["trial_id"]), tuple(int(n) for n in pts["trial_number"]),
@@ -73,8 +74,11 @@ def slice_figure(info: SliceInfo, *, columns: int = 5) -> go.Figure:
                 marker=dict(color=[info.numbers[k] for k in have], coloraxis="coloraxis", size=7,
                             line=dict(width=0.5, color="#333333")),
                 hovertemplate=f"trial %{{customdata}}<br>{p}: %{{x}}<br>{o}: %{{y:.4g}}<extra></extra>"), **where)
-            fig.update_xaxes(title_text=p, title_standoff=2, type="category" if info.categorical[j] else
-                             "log" if info.log[j] else "linear", exponentformat="e", **where)
+            order = info.categories[j]
+            fig.update_xaxes(title_text=p, title_standoff=2, nticks=5, exponentformat="e",
+                             **(_round_ticks(info.x[j]) if info.log[j] and not order else {}),
+                             type="category" if order else "log" if info.log[j] else "linear",
+                             **(dict(categoryorder="array", categoryarray=list(order)) if order else {}), **where)
             if j % cols == 0:
                 fig.update_yaxes(title_text=axis_title(o, info.maximize[i], short=True), title_font=dict(size=11),
                                  **where)
@@ -86,6 +90,13 @@ def slice_figure(info: SliceInfo, *, columns: int = 5) -> go.Figure:
                       title=dict(text="Each objective against each searched parameter<br><sup>one point per "
                                       "completed trial, darker = later in the search</sup>"))
     return fig
+
+
+def _round_ticks(values: Sequence[Any]) -> dict[str, Any]:
+    """Ticks at round values (1, 2, 5 per decade) of a log axis: Plotly's own label only the digits."""
+    shown = [v for v in values if v is not None and v > 0]
+    ticks = log_ticks(min(shown), max(shown)) if shown else []
+    return dict(tickvals=ticks, ticktext=[f"{v:g}" for v in ticks]) if len(ticks) >= 2 else {}
 
 
 def plot_slices(exp: Experiment, **kwargs: Any) -> go.Figure:
