@@ -6,10 +6,11 @@
     write_report("runs/compare")                   # report.html (python -m analysis.report)
 
 The modules, in the order data flows: ``experiment`` (the Experiment type), ``tables`` (rows
-and typed frames), ``journal`` (the Optuna trials), ``folder`` (load_experiment), ``parquet``
-(write_results, read_results), ``stats``, ``charts`` (a package, one module per chart: each
-``<chart>_info(exp)`` returns a named tuple and each ``<chart>_figure(info)`` a Plotly figure),
-``report`` (the HTML page) and ``paper`` (the report's comparison of a ``--space paper`` study).
+and typed frames), ``journal`` (the Optuna trials), ``folder`` (load_experiment, damaged
+files), ``parquet`` (write_results, read_results), ``stats``, ``charts`` (a package, one module
+per chart: each ``<chart>_info(exp)`` returns a named tuple and each ``<chart>_figure(info)`` a
+Plotly figure), ``report`` with ``report_html`` and ``report_trials`` (the HTML page), ``paper``
+(the report's comparison of a ``--space paper`` study) and ``command`` (what the commands share).
 
 Names are loaded on first use, so that ``python -m analysis.report`` and ``python -m
 analysis.paper`` run their module once, and importing the package stays cheap.

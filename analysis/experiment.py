@@ -9,6 +9,7 @@ paper comparison take it as it is.
 from __future__ import annotations
 
 import base64
+import json
 import posixpath
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -16,9 +17,14 @@ from typing import Any, NamedTuple
 import pandas as pd
 from optuna.distributions import BaseDistribution
 
-from analysis.tables import HISTORY_COLUMNS
+from analysis.tables import HISTORY_COLUMNS, config_column
 from trainables import storage
 from trainables.vocabulary import METRICS, TRAVERSALS_INFO
+
+
+def png_uri(data: bytes) -> str:
+    """PNG bytes as a ``data:`` URI, for a page that works offline."""
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
 
 class ExperimentError(ValueError):
@@ -36,6 +42,28 @@ class Objective(NamedTuple):
     direction: str  # "maximize" or "minimize"
 
 
+class Traversals(NamedTuple):
+    """A trial's traversals.json: the latent each row of traversals.png moves (largest KL
+    first), that latent's KL, and the z values of the columns."""
+
+    latents: tuple[int, ...]
+    kl: tuple[float, ...]
+    values: tuple[float, ...]
+
+    def row_labels(self) -> list[str]:
+        return [f"z{latent} · KL {kl:.3g}" for latent, kl in zip(self.latents, self.kl, strict=True)]
+
+    def column_labels(self) -> list[str]:
+        return [f"{v:.3g}" for v in self.values]
+
+
+class Damage(NamedTuple):
+    """A file of the experiment that exists but cannot be read whole."""
+
+    file: str     # relative to the experiment folder
+    problem: str  # one line: what is wrong and what it means for the analysis
+
+
 @dataclass
 class Experiment:
     """A loaded experiment: the two tables plus what the charts need to read them."""
@@ -49,6 +77,7 @@ class Experiment:
     searched: dict[str, BaseDistribution]      # searched parameter -> its Optuna distribution
     conditional: tuple[str, ...] = ()          # searched parameters some trials do not have
     notes: list[str] = field(default_factory=list)  # what could not be read, one line each
+    damaged: list[Damage] = field(default_factory=list)  # damaged files; their trials are `unreadable`
     # (pyarrow filesystem, root) of `path`, opened on the first image read: an object store's
     # filesystem is slow to open (it may look up the bucket's region), so it is opened once.
     _fs: Any = field(default=None, repr=False, compare=False)
@@ -56,11 +85,21 @@ class Experiment:
     @property
     def metrics(self) -> list[str]:
         """Numeric result columns of the tables (losses and scores), display order."""
-        return [c for c in self.history.columns if c not in HISTORY_COLUMNS]
+        return [c for c in self.history.columns if c not in HISTORY_COLUMNS and not c.startswith("config/")]
 
     def config_columns(self) -> list[str]:
         """The ``config/<key>`` columns of the trials table."""
         return [c for c in self.trials.columns if c.startswith("config/")]
+
+    def param_column(self, key: str) -> str | None:
+        """The trials-table column of a configuration key (``variant`` has its own), None when
+        no trial has it."""
+        col = config_column(key)
+        return col if col in self.trials else None
+
+    def searched_columns(self) -> dict[str, str]:
+        """searched parameter -> its column in the trials table (parameters no trial has left out)."""
+        return {p: c for p in self.searched if (c := self.param_column(p)) is not None}
 
     def direction(self, metric: str) -> str:
         """"maximize" or "minimize": the study's objective, else the metric's own direction;
@@ -87,13 +126,6 @@ class Experiment:
         rel = self._image_path(trial_id, kind)
         return None if rel is None else self.file_bytes(rel)
 
-    def image_uri(self, trial_id: str, kind: str) -> str | None:
-        """One final image of a trial as a ``data:`` URI, or None."""
-        data = self.image_bytes(trial_id, kind)
-        if data is None:
-            return None
-        return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
-
     def image_kinds(self) -> list[str]:
         """The kinds of final image some trial has (``recon``, ``traversals``, ...)."""
         return [c.removeprefix("image/") for c in self.trials.columns if c.startswith("image/")]
@@ -103,6 +135,19 @@ class Experiment:
         values), from the folder of its traversal image."""
         rel = self._image_path(trial_id, "traversals")
         return None if rel is None else self.file_bytes(posixpath.join(posixpath.dirname(rel), TRAVERSALS_INFO))
+
+    def traversals(self, trial_id: str) -> Traversals | None:
+        """The trial's traversals.json when it is whole (one latent and one KL per row), else None."""
+        data = self.traversals_bytes(trial_id)
+        try:
+            info = json.loads(data) if data is not None else None
+            if not isinstance(info, dict):
+                return None
+            out = Traversals(*(tuple(t(v) for v in info[k]) for k, t in (("latents", int), ("kl", float),
+                                                                           ("values", float))))
+        except (ValueError, TypeError, KeyError):
+            return None
+        return out if len(out.latents) == len(out.kl) else None
 
     def _image_path(self, trial_id: str, kind: str) -> str | None:
         rows = self.trials.loc[self.trials["trial_id"] == trial_id]

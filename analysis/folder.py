@@ -16,9 +16,17 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
-from analysis.experiment import Experiment, ExperimentError, Objective, one_line
+from analysis.experiment import Damage, Experiment, ExperimentError, Objective, one_line
 from analysis.journal import conditional_params, infer_distributions, match_optuna, read_journal, union_distributions
-from analysis.tables import TrialRecord, history_frame, history_rows, metric_keys, trial_rows, trials_frame
+from analysis.tables import (
+    TrialRecord,
+    history_frame,
+    history_rows,
+    metric_keys,
+    trial_rows,
+    trials_frame,
+    with_params,
+)
 from study.ray_state import RayTrial, read_ray_trials
 from trainables import storage
 from trainables.vocabulary import (
@@ -41,35 +49,48 @@ def load_experiment(path: str | os.PathLike) -> Experiment:
     """Read an experiment folder (local path or ``s3://bucket/prefix``) into an Experiment.
 
     Works on a study still running: trials without results yet appear as ``pending`` or
-    ``running``, and a result line being written is ignored. Raises ExperimentError (one line)
-    when the path is missing or holds no experiment.
+    ``running``, and a result line being written is ignored. A damaged file (a result.json cut
+    off or corrupt in a trial that no longer runs, a params.json, study.json or journal that is
+    not JSON) is listed in ``Experiment.damaged`` and its trial becomes ``unreadable``. Raises
+    ExperimentError (one line) when the path is missing or holds no experiment.
     """
     text = os.fspath(path)
     fs, root = _open(text)
     entries = _list(fs, root)
     names = {e.base_name for e in entries}
+    study, damaged = _study_record(fs, root, names)
     ray = read_ray_trials(path) or {}
-    records = _trial_records(fs, root, entries, ray)
+    records = _trial_records(fs, root, entries, ray, study_running=study.get("status") in (None, "running"))
     if not ({STUDY_FILE, JOURNAL_FILE} & names or any(r.trial_dir for r in records) or ray):
         raise ExperimentError(f"{text!r} is not an experiment folder: no {STUDY_FILE}, {JOURNAL_FILE} or trial "
                               f"folders with {PARAMS_FILE}/{RESULT_FILE}; {_HOW}")
-    study = _read_json(fs, storage.join(root, STUDY_FILE)) if STUDY_FILE in names else None
-    notes = [f"{STUDY_FILE} could not be read"] if STUDY_FILE in names and not isinstance(study, dict) else []
-    study = study if isinstance(study, dict) else {}
     name = str(study.get("name") or Path(root).name)
+    frozen, n_directions, note = read_journal(fs, root, name) if JOURNAL_FILE in names else ([], None, None)
+    damaged += [Damage(JOURNAL_FILE, note)] if note else []
+    damaged += [Damage(*d) for r in records for d in r.damaged]
 
     metrics = metric_keys(records)
+    objs = objectives(study, metrics, n_directions)
     rows = trial_rows(records, metrics)
-    frozen, n_directions, note = read_journal(fs, root, name) if JOURNAL_FILE in names else ([], None, None)
-    notes += [note] if note else []
     match_optuna(rows, frozen)
-    trials = trials_frame(rows, metrics, study)
+    trials = trials_frame(rows, metrics, study, [(o.metric, o.direction == "maximize") for o in objs])
+    searched = union_distributions(frozen) or infer_distributions(trials)
     history = history_frame([h for rec in records for h in history_rows(rec, metrics)], metrics,
                             [r["trial_id"] for r in rows])
-    searched = union_distributions(frozen) or infer_distributions(trials)
-    return Experiment(path=text, name=name, study=study, trials=trials, history=history,
-                      objectives=objectives(study, metrics, n_directions), searched=searched,
-                      conditional=conditional_params(searched, frozen), notes=notes)
+    return Experiment(path=text, name=name, study=study, trials=trials,
+                      history=with_params(history, trials, list(searched)), objectives=objs, searched=searched,
+                      conditional=conditional_params(searched, frozen),
+                      notes=[f"{d.file}: {d.problem}" for d in damaged], damaged=damaged)
+
+
+def _study_record(fs: pafs.FileSystem, root: str, names: set[str]) -> tuple[dict[str, Any], list[Damage]]:
+    """study.json ({} when absent) and, when it is not a JSON object, its damage."""
+    if STUDY_FILE not in names:
+        return {}, []
+    study = _read_json(fs, storage.join(root, STUDY_FILE))
+    if isinstance(study, dict):
+        return study, []
+    return {}, [Damage(STUDY_FILE, "not a JSON object; the study's settings and objectives are not shown")]
 
 
 def _open(text: str) -> tuple[pafs.FileSystem, str]:
@@ -109,7 +130,7 @@ def _read_json(fs: pafs.FileSystem, path: str) -> Any:
 
 # --- trials ---------------------------------------------------------------------------------------
 def _trial_records(fs: pafs.FileSystem, root: str, entries: list[pafs.FileInfo],
-                   ray: dict[str, RayTrial]) -> list[TrialRecord]:
+                   ray: dict[str, RayTrial], *, study_running: bool) -> list[TrialRecord]:
     """One record per trial folder (a folder with params.json or result.json), then one per
     trial Ray holds but has not started."""
     by_logdir = {t.logdir: tid for tid, t in ray.items() if t.logdir}
@@ -119,7 +140,7 @@ def _trial_records(fs: pafs.FileSystem, root: str, entries: list[pafs.FileInfo],
             continue
         inner = _list(fs, storage.join(root, e.base_name))
         if {PARAMS_FILE, RESULT_FILE} & {i.base_name for i in inner}:
-            records.append(_trial_record(fs, root, e.base_name, inner, ray, by_logdir))
+            records.append(_trial_record(fs, root, e.base_name, inner, ray, by_logdir, study_running))
     started = {r.trial_dir for r in records}
     seen = {r.trial_id for r in records}
     records += [TrialRecord(tid, None, [], t.config or {}, t, {}, None) for tid, t in ray.items()
@@ -128,35 +149,61 @@ def _trial_records(fs: pafs.FileSystem, root: str, entries: list[pafs.FileInfo],
 
 
 def _trial_record(fs: pafs.FileSystem, root: str, trial_dir: str, inner: list[pafs.FileInfo],
-                  ray: dict[str, RayTrial], by_logdir: dict[str, str]) -> TrialRecord:
+                  ray: dict[str, RayTrial], by_logdir: dict[str, str], study_running: bool) -> TrialRecord:
     folder = storage.join(root, trial_dir)
-    results = _result_lines(_read(fs, storage.join(folder, RESULT_FILE)))
-    params = _read_json(fs, storage.join(folder, PARAMS_FILE))
+    names = {i.base_name for i in inner}
+    state = ray.get(by_logdir.get(trial_dir, ""))
+    # Only a trial that may still run -- its study running, Ray not saying it ended -- may be
+    # writing its last line; in any other a line cut off is damage.
+    writing = study_running and (state is None or state.status in (None, "RUNNING", "PENDING"))
+    results, result_damage = _result_lines(_read(fs, storage.join(folder, RESULT_FILE)), writing=writing)
+    params = _read_json(fs, storage.join(folder, PARAMS_FILE)) if PARAMS_FILE in names else None
+    damaged = [(f"{trial_dir}/{RESULT_FILE}", result_damage)] if result_damage else []
+    if PARAMS_FILE in names and not isinstance(params, dict):
+        damaged.append((f"{trial_dir}/{PARAMS_FILE}", "not a JSON object; the configuration is taken from Ray's "
+                                                      "record or the results"))
     tid = str(next((r["trial_id"] for r in results if r.get("trial_id")), None) or by_logdir.get(trial_dir)
               or trial_dir)
     state = ray.get(tid)
     config = (params if isinstance(params, dict) else None) or (state.config if state else None) or next(
         (r["config"] for r in reversed(results) if isinstance(r.get("config"), dict)), {})
-    names = {i.base_name for i in inner}
     ray_error = Path(state.error_file).name if state and state.error_file else None
     error_names = [n for n in dict.fromkeys((ray_error, ERROR_FILE)) if n in names]
     has_error = any(isinstance(r.get("error"), str) and r["error"] for r in results)
     return TrialRecord(trial_id=tid, trial_dir=trial_dir, results=results, config=config, ray=state,
                        images=_images(fs, root, trial_dir, inner),
-                       error_file=None if has_error else _error_message(fs, folder, error_names))
+                       error_file=None if has_error else _error_message(fs, folder, error_names),
+                       damaged=tuple(damaged))
 
 
-def _result_lines(data: bytes | None) -> list[dict[str, Any]]:
-    """result.json: one object per line; a line still being written (running trial) is skipped."""
-    out = []
-    for line in (data or b"").decode("utf-8", errors="replace").splitlines():
-        try:
-            obj = json.loads(line) if line.strip() else None  # Ray writes NaN/Infinity literally: json reads them
-        except ValueError:
+def _result_lines(data: bytes | None, *, writing: bool) -> tuple[list[dict[str, Any]], str | None]:
+    """result.json: one object per line, and what is damaged (None: nothing). A last line with
+    no newline is one Ray is writing when the trial may still run (skipped), else one cut off."""
+    lines = (data or b"").split(b"\n")
+    tail = lines.pop()  # b"" when the file ends with a newline
+    out, bad = [], []
+    for number, line in enumerate([*lines, tail], start=1):
+        if not line.strip():
             continue
-        if isinstance(obj, dict):
+        obj = _json_object(line)
+        if obj is not None:
             out.append(_flatten(obj))
-    return out
+        elif number <= len(lines) or not writing:
+            bad.append(number)
+    if not bad:
+        return out, None
+    where = f"line {bad[0]}" if len(bad) == 1 else f"lines {', '.join(map(str, bad[:5]))}" + (
+        ", ..." if len(bad) > 5 else "")
+    return out, (f"{where} of {len(lines) + bool(tail.strip())} not a whole JSON object (cut off or corrupt); "
+                 "the trial is shown as unreadable")
+
+
+def _json_object(line: bytes) -> dict[str, Any] | None:
+    try:
+        obj = json.loads(line)  # Ray writes NaN/Infinity literally: json reads them
+    except ValueError:  # also bytes that are not UTF-8
+        return None
+    return obj if isinstance(obj, dict) else None
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -26,14 +26,14 @@ _BOOKKEEPING = frozenset({*TRIAL_KEYS, "seed", "data_root", "device"})
 
 
 def read_journal(fs: pafs.FileSystem, root: str, name: str) -> tuple[list[FrozenTrial], int | None, str | None]:
-    """(trials, number of objectives, note) of the Optuna study ``name`` (else the journal's
+    """(trials, number of objectives, problem) of the Optuna study ``name`` (else the journal's
     first), read from a private copy: the folder is never written to, and a running study keeps
-    appending to it. A journal that cannot be parsed gives no trials and a note."""
+    appending to it. A journal that cannot be parsed gives no trials and the problem, one line."""
     try:
         with fs.open_input_stream(storage.join(root, JOURNAL_FILE)) as f:
             data = f.read()
     except OSError as exc:
-        return [], None, f"{JOURNAL_FILE} could not be read ({one_line(exc)})"
+        return [], None, f"could not be read ({one_line(exc)})"
     data = data[: data.rfind(b"\n") + 1]  # drop a record being written right now
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="analysis-journal-") as tmp:
@@ -48,7 +48,7 @@ def read_journal(fs: pafs.FileSystem, root: str, name: str) -> tuple[list[Frozen
             study = optuna.load_study(study_name=name if name in names else names[0], storage=backend)
             return study.get_trials(deepcopy=True), len(study.directions), None
         except Exception as exc:  # a corrupt journal must not stop the analysis
-            return [], None, (f"{JOURNAL_FILE} could not be read ({one_line(exc)}); "
+            return [], None, (f"could not be read ({one_line(exc)}); "
                               "searched parameters inferred from the trials")
 
 
@@ -111,9 +111,9 @@ def conditional_params(searched: dict[str, BaseDistribution], frozen: list[Froze
 def infer_distributions(trials: pd.DataFrame) -> dict[str, BaseDistribution]:
     """Searched parameters when there is no journal: config keys that vary across trials."""
     out: dict[str, BaseDistribution] = {}
-    for col in trials.columns:
+    for col in ["variant", *(c for c in trials.columns if c.startswith("config/"))]:
         name = col.removeprefix("config/")
-        if not col.startswith("config/") or name in _BOOKKEEPING:
+        if col not in trials or name in _BOOKKEEPING:
             continue
         values = trials[col].dropna()
         if values.nunique() < 2:

@@ -7,10 +7,10 @@ The report (Matt 2022, "Extending the adversarial loss function of Soft-Intro VA
 disentanglement") compared beta-VAE, beta-TCVAE, Soft-Intro-VAE and Soft-Intro-TCVAE from one
 training each. Here every variant has several seeds, so each number comes with its spread:
 
-- ``comparison.csv`` / ``comparison.md``: per variant, the mean, 95% Student-t interval, min and
-  max over seeds of the beta-VAE score, MIG, Modularity, Explicitness, DCI disentanglement and the
-  reconstruction loss (on Ukiyo-e, which has no factors: the reconstruction loss and every
-  unsupervised measure).
+- ``comparison.csv`` / ``comparison.md``: per variant, the mean, 95% Student-t interval (cut to
+  the metric's range: a score's interval stays in [0, 1]), min and max over seeds of the beta-VAE
+  score, MIG, Modularity, Explicitness, DCI disentanglement and the reconstruction loss (on
+  Ukiyo-e, which has no factors: the reconstruction loss and every unsupervised measure).
 - ``single_run.csv``: per metric with a better side, the chance that each variant comes out
   best when every variant is trained once, as in the report (exact over all seed combinations).
 - ``samples.csv``: figure 3c in numbers, over all seeds: the share of decoded random latents
@@ -32,11 +32,8 @@ from the tables; the images are shown whole, never measured.
 
 from __future__ import annotations
 
-import argparse
-import base64
 import html
 import io
-import json
 import math
 import os
 import sys
@@ -45,11 +42,12 @@ from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from analysis.charts import curves_figure, curves_info, seed_distributions_info
-from analysis.command import run_command
-from analysis.experiment import Experiment, ExperimentError
+from analysis.charts.data import bounds
+from analysis.command import parser, run_command
+from analysis.experiment import Experiment, ExperimentError, png_uri
 from analysis.folder import load_experiment
 from analysis.stats import p_best, t_interval
 from trainables import storage
@@ -103,21 +101,22 @@ def _variant_order(frame: pd.DataFrame) -> pd.DataFrame:
 # --- tables -----------------------------------------------------------------------------------------
 def paper_table(exp: Experiment, metrics: Sequence[str] | None = None) -> pd.DataFrame:
     """One row per variant (the report's order): trials finished, diverged, and per metric
-    ``<m>_mean``, ``<m>_low``, ``<m>_high`` (95% Student-t interval of the mean over seeds),
+    ``<m>_mean``, ``<m>_low``, ``<m>_high`` (95% Student-t interval of the mean over seeds, within
+    the metric's range),
     ``<m>_min``, ``<m>_max``. A metric no trial reported is left out."""
     names = list(metrics) if metrics is not None else list(FACTOR_METRICS if _has_factors(exp) else NO_FACTOR_METRICS)
     names = [m for m in names if m in exp.trials and exp.trials[m].notna().any()]
-    info = seed_distributions_info(exp, metrics=names)
+    info = seed_distributions_info(exp, metrics=names, limit=None)
     finished = exp.trials.loc[exp.trials["outcome"].isin([_COMPLETED, *FAILED_OUTCOMES])]
-    summary = {(s.metric, s.variant): s for s in info.summaries}
+    summary = {(s.metric, s.group): s for s in info.summaries}
     rows = []
-    for j, v in enumerate(info.variants):
+    for j, (g, v) in enumerate(zip(info.groups, info.variants, strict=True)):
         mine = finished.loc[finished["variant"] == v]
         row: dict[str, Any] = {"variant": v, "label": variant_label(v),
                                "completed": int((mine["outcome"] == _COMPLETED).sum()),
                                "diverged": int((mine["outcome"] == Outcome.DIVERGED.value).sum())}
         for i, m in enumerate(info.metrics):
-            s, vals = summary[(m, v)], info.values[i][j]
+            s, vals = summary[(m, g)], info.values[i][j]
             row.update({f"{m}_mean": s.mean, f"{m}_low": s.low, f"{m}_high": s.high,
                         f"{m}_min": min(vals, default=math.nan), f"{m}_max": max(vals, default=math.nan)})
         rows.append(row)
@@ -129,7 +128,7 @@ def single_run_odds(exp: Experiment, metrics: Sequence[str]) -> pd.DataFrame:
     variant is trained once with a random one of its seeds, what the report's one-run design
     could conclude. Metrics with no better side (the KL of the codes, active latents) have none."""
     ranked = [m for m in metrics if m in METRICS and METRICS[m].direction is not None]
-    info = seed_distributions_info(exp, metrics=ranked)
+    info = seed_distributions_info(exp, metrics=ranked, limit=None)
     rows = [{"metric": m, "variant": v, "label": variant_label(v), "p_best": p}
             for m, values in zip(info.metrics, info.values, strict=True)
             for v, p in p_best(dict(zip(info.variants, values, strict=True)),
@@ -155,7 +154,8 @@ def sample_table(exp: Experiment) -> pd.DataFrame:
                 continue
             row: dict[str, Any] = {"variant": v, "label": variant_label(v), "std": std, "trials": len(measured)}
             for measure, col in cols.items():
-                row[f"{measure}_mean"], row[f"{measure}_low"], row[f"{measure}_high"] = t_interval(measured[col])
+                row[f"{measure}_mean"], row[f"{measure}_low"], row[f"{measure}_high"] = t_interval(
+                    measured[col], lower=bounds(col)[0], upper=bounds(col)[1])
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -186,7 +186,7 @@ def _markdown(exp: Experiment, table: pd.DataFrame, odds: pd.DataFrame, samples:
     epochs = s.get("epochs", "?")
     lower = [m for m in metrics if m in METRICS and METRICS[m].direction == "min"]
     lines = [f"Study `{exp.name}`: {s.get('dataset', '?')}, {epochs} epoch{'' if epochs == 1 else 's'} per trial, "
-             f"preset {s.get('preset', '?')}. Mean [95% Student-t interval] over seeds; "
+             f"preset {s.get('preset', '?')}. Mean [95% Student-t interval, cut to the metric's range] over seeds; "
              "min..max below. Lower is better for " + ", ".join(lower) + ".",
              "", "| variant | runs | " + " | ".join(metrics) + " |", "|---|---|" + "---|" * len(metrics)]
     for _, r in table.iterrows():
@@ -254,37 +254,39 @@ def _vstack(images: Sequence[Image.Image], gap: int = 0) -> Image.Image:
     return out
 
 
-def _traversals(exp: Experiment, trial_id: str) -> dict[str, Any] | None:
-    """The trial's traversals.json when it is whole: one latent and one KL per row, the z values."""
-    data = exp.traversals_bytes(trial_id)
-    try:
-        info = json.loads(data) if data is not None else None
-    except ValueError:
-        return None
-    if not isinstance(info, dict) or not all(isinstance(info.get(k), list) for k in ("latents", "kl", "values")):
-        return None
-    return info if len(info["latents"]) == len(info["kl"]) else None
+# The image figures' layout: a title band, a label column per variant, and for the traversals a
+# strip of row labels (latent and KL) and a band of column labels (z values); text FONT_PX high.
+FONT_PX = 16
+TITLE_H, LABEL_W, ROW_LABEL_W, Z_BAND_H, GAP = 30, 230, 150, 22, 8
 
 
-def _labelled_traversals(exp: Experiment, trial: pd.Series, width: int = 110) -> Image.Image | None:
-    """The whole traversal image with each row's latent and KL written to its left. The rows
-    are equal in height, so a row's label sits at its middle."""
+def _font(px: int = FONT_PX) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    return ImageFont.load_default(size=px)
+
+
+def _labelled_traversals(exp: Experiment, trial: pd.Series) -> Image.Image | None:
+    """The whole traversal image with each row's latent and KL written to its left and each
+    column's z value above it. Rows and columns are equal in size, so a label sits at the middle."""
     grid = _image(exp, trial, "traversals")
-    info = _traversals(exp, str(trial["trial_id"]))
+    info = exp.traversals(str(trial["trial_id"]))
     if grid is None or info is None:
         return grid
-    out = Image.new("RGB", (width + grid.width, grid.height), "white")
-    out.paste(grid, (width, 0))
+    out = Image.new("RGB", (ROW_LABEL_W + grid.width, Z_BAND_H + grid.height), "white")
+    out.paste(grid, (ROW_LABEL_W, Z_BAND_H))
     draw = ImageDraw.Draw(out)
-    rows = len(info["latents"])
-    for r, (latent, kl) in enumerate(zip(info["latents"], info["kl"], strict=True)):
-        draw.text((4, int((r + 0.5) * grid.height / rows) - 6), f"z{latent}  KL {kl:.3g}", fill="black")
+    small = _font(FONT_PX - 2)
+    for r, label in enumerate(info.row_labels()):
+        draw.text((4, Z_BAND_H + (r + 0.5) * grid.height / len(info.latents)), label, fill="black", font=small,
+                  anchor="lm")
+    for c, label in enumerate(info.column_labels()):
+        draw.text((ROW_LABEL_W + (c + 0.5) * grid.width / len(info.values), Z_BAND_H // 2), label, fill="black",
+                  font=small, anchor="mm")
     return out
 
 
 def _traversal_title(exp: Experiment, trials: Sequence[pd.Series]) -> str:
-    info = next(filter(None, (_traversals(exp, str(t["trial_id"])) for t in trials)), None)
-    span = f" from {info['values'][0]:g} to {info['values'][-1]:g}" if info and info["values"] else ""
+    info = next(filter(None, (exp.traversals(str(t["trial_id"])) for t in trials)), None)
+    span = f" from z = {info.values[0]:g} to {info.values[-1]:g}" if info and info.values else ""
     return f"(b) traversals{span} of every latent, one row each, largest KL first (left: the latent and its KL)"
 
 
@@ -292,17 +294,16 @@ def _image_figure(title: str, rows: list[tuple[str, Image.Image]]) -> bytes | No
     """One PNG: a title, then per variant a label and its image, stacked."""
     if not rows:
         return None
-    label_w, head, gap = 170, 24, 8
-    width = label_w + max(img.width for _, img in rows)
-    height = head + sum(img.height + gap for _, img in rows)
+    width = LABEL_W + max(img.width for _, img in rows)
+    height = TITLE_H + sum(img.height + GAP for _, img in rows)
     canvas = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(canvas)
-    draw.text((4, 4), title, fill="black")
-    y = head
+    draw.text((4, TITLE_H // 2), title, fill="black", font=_font(), anchor="lm")
+    y = TITLE_H
     for label, img in rows:
-        draw.text((4, y + img.height // 2 - 6), label, fill="black")
-        canvas.paste(img, (label_w, y))
-        y += img.height + gap
+        draw.text((4, y + img.height // 2), label, fill="black", font=_font(), anchor="lm")
+        canvas.paste(img, (LABEL_W, y))
+        y += img.height + GAP
     buf = io.BytesIO()
     canvas.save(buf, format="PNG")
     return buf.getvalue()
@@ -355,8 +356,8 @@ def _page(exp: Experiment, md_table: pd.DataFrame, odds: pd.DataFrame, figs: dic
     for k, (name, fig) in enumerate(figs.items()):
         parts.append(fig.to_html(full_html=False, include_plotlyjs=(k == 0), div_id=name))
     for name, png in images.items():
-        parts.append(f'<figure id="{name}"><img alt="{name}" src="data:image/png;base64,'
-                     f'{base64.b64encode(png).decode("ascii")}"><figcaption>{name}</figcaption></figure>')
+        parts.append(f'<figure id="{name}"><img alt="{name}" src="{png_uri(png)}"><figcaption>{name}</figcaption>'
+                     "</figure>")
     css = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;"
            "margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;font-size:14px}caption{text-align:left;"
            "font-weight:bold}img{max-width:100%}")
@@ -400,14 +401,13 @@ def write_paper(experiment_dir: str | os.PathLike, out: str | os.PathLike | None
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m analysis.paper",
-                                     description="Tables and figures of a --space paper study "
-                                                 "(the report's comparison).")
-    parser.add_argument("experiment", help="experiment folder (<storage>/<name>), local or s3://")
-    parser.add_argument("--out", default=None, help="folder to write (default: EXPERIMENT/paper)")
-    parser.add_argument("--no-png", action="store_true", help="skip the PNG export of the Plotly figures")
-    args = parser.parse_args(argv)
-    return run_command(lambda: write_paper(args.experiment, args.out, png=not args.no_png), "the paper outputs")
+    p = parser("python -m analysis.paper", "Tables and figures of a --space paper study (the report's comparison).")
+    p.add_argument("--out", default=None, help="folder to write (default: EXPERIMENT/paper)")
+    p.add_argument("--no-png", action="store_true", help="skip the PNG export of the Plotly figures")
+    args = p.parse_args(argv)
+    return run_command(args.experiment, lambda exp: write_paper(args.experiment, args.out, png=not args.no_png,
+                                                                experiment=exp),
+                       "the paper outputs", allow_damaged=args.allow_damaged)
 
 
 if __name__ == "__main__":

@@ -3,20 +3,18 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from analysis.command import run_command
+from analysis.command import parser, run_command
 from analysis.parquet import write_results
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m analysis.results",
-                                     description="Write trials.parquet and history.parquet for an experiment.")
-    parser.add_argument("experiment", help="experiment folder (<storage>/<name>), local or s3://")
-    parser.add_argument("--out", default=None, help="folder to write to (default: the experiment folder)")
-    args = parser.parse_args(argv)
-    return run_command(lambda: write_results(args.experiment, args.out), "the tables")
+    p = parser("python -m analysis.results", "Write trials.parquet and history.parquet for an experiment.")
+    p.add_argument("--out", default=None, help="folder to write to (default: the experiment folder)")
+    args = p.parse_args(argv)
+    return run_command(args.experiment, lambda exp: write_results(args.experiment, args.out, experiment=exp),
+                       "the tables", allow_damaged=args.allow_damaged)
 
 
 if __name__ == "__main__":

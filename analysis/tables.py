@@ -18,32 +18,40 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis.stats import pareto_ranks
 from study.ray_state import RayTrial
 from trainables.vocabulary import (
+    CONFIG_GROUP,
     DISENTANGLEMENT_METRICS,
     FAILED_OUTCOMES,
     IMAGE_KINDS,
     LOSS_TERMS,
     METRICS,
+    OPTUNA_NUMBER,
     PLACEMENT_KEYS,
     REPORT_KEYS,
     SAMPLE_METRICS,
+    SCORED_OUTCOMES,
     UNSUPERVISED_METRICS,
     Family,
     Outcome,
     kl_dim_latent,
     metrics_of,
+    node_label,
 )
 
 TRIAL_COLUMNS = (
     "trial_id", "trial_dir", "trial_number", "optuna_number", "optuna_state", "variant", "seed",
-    "config_group", "outcome", "ray_status", "diverged", "diverged_epoch", "error", "epochs", "n_reports",
-    "wall_time_s", "started_at", "ended_at", "node_ip", "hostname", "gpu_share", "retries", "restarts",
+    "config_group", "outcome", "pareto_rank", "on_front", "ray_status", "diverged", "diverged_epoch", "error",
+    "epochs", "n_reports", "wall_time_s", "started_at", "ended_at", "node_ip", "node_id", "node", "hostname",
+    "gpu_share", "retries", "restarts",
 )
 HISTORY_COLUMNS = (
-    "trial_id", "variant", "seed", "epoch", "training_iteration", "time_total_s", "timestamp",
-    "outcome", "node_ip", "gpu_share",
+    "trial_id", "trial_number", "variant", "seed", "config_group", "epoch", "training_iteration", "time_total_s",
+    "timestamp", "outcome", "node_ip", "node_id", "gpu_share",
 )
+# Configuration keys with a column of their own in both tables: params.json's copy is left out.
+OWN_COLUMNS = ("variant", "seed", CONFIG_GROUP, OPTUNA_NUMBER)
 # Keys Ray Tune adds to every report: bookkeeping, not measurements.
 RAY_KEYS = frozenset({
     "timestamp", "checkpoint_dir_name", "done", "training_iteration", "trial_id", "date",
@@ -69,6 +77,7 @@ class TrialRecord:
     ray: RayTrial | None
     images: dict[str, str]         # kind -> path of the final PNG relative to the experiment
     error_file: str | None         # the last line of the trial's error file
+    damaged: tuple[str, ...] = ()  # one line per damaged file of the trial: its outcome is `unreadable`
 
 
 # --- metrics --------------------------------------------------------------------------------------
@@ -123,7 +132,8 @@ def _trial_row(rec: TrialRecord, metrics: Sequence[str]) -> dict[str, Any]:
     ray = rec.ray or RayTrial(rec.trial_id, None, None, None, None, None, None, None)
     error = next((r["error"] for r in reversed(results) if isinstance(r.get("error"), str) and r["error"]),
                  None) or rec.error_file
-    outcome = _outcome(last.get("outcome"), ray.status, bool(results), error)
+    outcome = Outcome.UNREADABLE.value if rec.damaged else _outcome(last.get("outcome"), ray.status, bool(results),
+                                                                     error)
     start = _start_time(ray, results)
     row: dict[str, Any] = {
         "trial_id": rec.trial_id, "trial_dir": rec.trial_dir, "_tag": ray.tag, "_config": config,
@@ -135,7 +145,8 @@ def _trial_row(rec: TrialRecord, metrics: Sequence[str]) -> dict[str, Any]:
         "n_reports": len(results),
         "wall_time_s": float(last["time_total_s"]) if finite(last.get("time_total_s")) else None,
         "started_at": start, "ended_at": _end_time(start, last),
-        "node_ip": last.get("node_ip"), "hostname": last.get("hostname"),
+        "node_ip": last.get("node_ip"), "node_id": last.get("node_id"),
+        "node": node_label(last.get("node_id"), last.get("hostname")), "hostname": last.get("hostname"),
         "gpu_share": float(last["gpu_share"]) if finite(last.get("gpu_share")) else None,
         **_retries(ray, results),
     }
@@ -204,12 +215,16 @@ def _final_values(results: list[dict[str, Any]], metrics: Sequence[str], *, dive
             for m in metrics}
 
 
-def trials_frame(rows: list[dict[str, Any]], metrics: Sequence[str], study: dict[str, Any]) -> pd.DataFrame:
+def trials_frame(rows: list[dict[str, Any]], metrics: Sequence[str], study: dict[str, Any],
+                 objectives: Sequence[tuple[str, bool]] = ()) -> pd.DataFrame:
     """trials.parquet: the fixed columns, then config/<key>, the metrics, image/<kind> and
-    version/<package>, each with one plain type."""
+    version/<package>, each with one plain type. `objectives`: (metric, maximize) pairs, for
+    ``pareto_rank`` and ``on_front``. A configuration key with a column of its own (variant,
+    seed, ...) or with no value in any trial (data_root left to the default) has no config/ column."""
+    _pareto(rows, objectives)
     frame = pd.DataFrame(_fixed_trial_columns(rows), index=pd.RangeIndex(len(rows)))
     extra: dict[str, pd.Series] = {}
-    for k in sorted({k for r in rows for k in r["_config"]}):
+    for k in sorted({k for r in rows for k, v in r["_config"].items() if v is not None} - set(OWN_COLUMNS)):
         extra[f"config/{k}"] = _column([r["_config"].get(k) for r in rows])
     for m in metrics:
         extra[m] = pd.Series([np.nan if r.get(m) is None else r[m] for r in rows], dtype="float64")
@@ -226,18 +241,32 @@ def trials_frame(rows: list[dict[str, Any]], metrics: Sequence[str], study: dict
     return frame
 
 
+def _pareto(rows: list[dict[str, Any]], objectives: Sequence[tuple[str, bool]]) -> None:
+    """``pareto_rank`` (1: the front) over the study's objectives among the trials with final
+    values of all of them (completed or stopped); a running trial's values may still move."""
+    ranked = [r for r in rows if r["outcome"] in SCORED_OUTCOMES and objectives
+              and all(finite(r.get(m)) for m, _ in objectives)]
+    ranks = pareto_ranks(np.array([[r[m] for m, _ in objectives] for r in ranked]), [up for _, up in objectives]
+                         ) if ranked else []
+    for r in rows:
+        r["pareto_rank"], r["on_front"] = None, False
+    for r, rank in zip(ranked, ranks, strict=True):
+        r["pareto_rank"], r["on_front"] = int(rank), bool(rank == 1)
+
+
 def _fixed_trial_columns(rows: list[dict[str, Any]]) -> dict[str, pd.Series]:
     def get(k: str) -> list[Any]:
         return [r.get(k) for r in rows]
 
     cols: dict[str, pd.Series] = {}
-    for k in ("trial_id", "trial_dir", "variant", "outcome", "ray_status", "error", "node_ip", "hostname",
-              "optuna_state"):
+    for k in ("trial_id", "trial_dir", "variant", "outcome", "ray_status", "error", "node_ip", "node_id", "node",
+              "hostname", "optuna_state"):
         cols[k] = _text(get(k))
-    for k in ("trial_number", "optuna_number", "seed", "config_group", "diverged_epoch", "epochs", "n_reports",
-              "retries", "restarts"):
+    for k in ("trial_number", "optuna_number", "seed", "config_group", "pareto_rank", "diverged_epoch", "epochs",
+              "n_reports", "retries", "restarts"):
         cols[k] = _integers(get(k))
-    cols["diverged"] = pd.Series(get("diverged"), dtype="bool")
+    for k in ("diverged", "on_front"):
+        cols[k] = pd.Series(get(k), dtype="bool")
     for k in ("wall_time_s", "gpu_share"):
         cols[k] = _floats(get(k))
     for k in ("started_at", "ended_at"):
@@ -255,12 +284,13 @@ def history_rows(rec: TrialRecord, metrics: Sequence[str]) -> list[dict[str, Any
     for r in per_epoch.values():
         h = {
             "trial_id": rec.trial_id, "variant": rec.config.get("variant"), "seed": rec.config.get("seed"),
+            CONFIG_GROUP: rec.config.get(CONFIG_GROUP),
             "epoch": r.get("epoch") if finite(r.get("epoch")) else None,
             "training_iteration": r.get("training_iteration") if finite(r.get("training_iteration")) else None,
             "time_total_s": float(r["time_total_s"]) if finite(r.get("time_total_s")) else None,
             "timestamp": r.get("timestamp") if finite(r.get("timestamp")) else None,
             "outcome": r.get("outcome") if isinstance(r.get("outcome"), str) else None,
-            "node_ip": r.get("node_ip"),
+            "node_ip": r.get("node_ip"), "node_id": r.get("node_id"),
             "gpu_share": float(r["gpu_share"]) if finite(r.get("gpu_share")) else None,
         }
         # A failure report carries sentinels so that Optuna never sees a missing key: not data.
@@ -286,15 +316,33 @@ def history_frame(hist: list[dict[str, Any]], metrics: Sequence[str], order: Seq
         return [h.get(k) for h in hist]
 
     cols: dict[str, pd.Series] = {
-        "trial_id": pd.Series(get("trial_id"), dtype="str"), "variant": _text(get("variant")),
-        "seed": _integers(get("seed")), "epoch": _integers(get("epoch")),
+        "trial_id": pd.Series(get("trial_id"), dtype="str"),
+        "trial_number": _integers([rank.get(h["trial_id"]) for h in hist]), "variant": _text(get("variant")),
+        "seed": _integers(get("seed")), CONFIG_GROUP: _integers(get(CONFIG_GROUP)), "epoch": _integers(get("epoch")),
         "training_iteration": _integers(get("training_iteration")), "time_total_s": _floats(get("time_total_s")),
         "timestamp": _times(get("timestamp")), "outcome": pd.Series(get("outcome"), dtype="str"),
-        "node_ip": _text(get("node_ip")), "gpu_share": _floats(get("gpu_share")),
+        "node_ip": _text(get("node_ip")), "node_id": _text(get("node_id")), "gpu_share": _floats(get("gpu_share")),
     }
     for m in metrics:
         cols[m] = _floats(get(m))
     return pd.DataFrame(cols, index=pd.RangeIndex(len(hist)))
+
+
+def with_params(history: pd.DataFrame, trials: pd.DataFrame, params: Sequence[str]) -> pd.DataFrame:
+    """The history with each trial's value of the searched `params` (their config/<key>
+    columns, after the fixed ones), so that a curve can be grouped by a parameter without a join."""
+    cols = [c for c in (config_column(p) for p in params) if c.startswith("config/") and c in trials]
+    if not cols or history.empty:
+        return history
+    values = trials.set_index("trial_id")[cols]
+    joined = values.reindex(history["trial_id"]).reset_index(drop=True).set_axis(history.index)
+    fixed = [c for c in history.columns if c in HISTORY_COLUMNS]
+    return pd.concat([history[fixed], joined, history.drop(columns=fixed)], axis=1)
+
+
+def config_column(key: str) -> str:
+    """The trials-table column of a configuration key: its own column or config/<key>."""
+    return key if key in OWN_COLUMNS else f"config/{key}"
 
 
 # --- typed columns --------------------------------------------------------------------------------

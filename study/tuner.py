@@ -20,6 +20,7 @@ from search_spaces import fixed_points
 from study.progress import JournalMirror, PendingWatch, ProgressLine
 from study.searcher import SeededSpace, StudySearch, make_sampler, trial_dirname
 from study.settings import Settings
+from study.trial_attrs import TrialAttrsSearch
 from trainables.vocabulary import TRIAL_KEYS
 
 # Settings fields that are trial keys (vocabulary.TRIAL_KEYS): the same for every trial.
@@ -34,6 +35,7 @@ def open_study(settings: Settings, *, resume: bool) -> tuple[optuna.Study, Journ
     directions = ["maximize" if mode == "max" else "minimize" for _, mode in settings.objectives]
     study = optuna.create_study(storage=storage, study_name=settings.name, directions=directions,
                                 load_if_exists=resume)
+    study.set_metric_names([metric for metric, _ in settings.objectives])  # optuna-dashboard's axis names
     if not resume:
         for key in ("space", "dataset", "seeds", "seed", "objective"):
             study.set_user_attr(key, getattr(settings, key))
@@ -70,7 +72,7 @@ def _searcher(settings: Settings, storage: JournalStorage) -> StudySearch:
     metrics, modes = [m for m, _ in settings.objectives], [mode for _, mode in settings.objectives]
     space = SeededSpace(settings.space, seeds=settings.seeds, base_seed=settings.seed,
                         points=fixed_points(settings.space))
-    return StudySearch(
+    return TrialAttrsSearch(
         space=space,
         metric=metrics if len(metrics) > 1 else metrics[0],
         mode=modes if len(modes) > 1 else modes[0],

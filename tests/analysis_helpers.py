@@ -32,7 +32,7 @@ import math
 import pickle
 import random
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -126,11 +126,13 @@ def _metrics(t: FakeTrial, epoch: int, rng: np.random.Generator) -> dict[str, fl
     score = 1 / (1 + math.exp(-(2.5 * b - 1.2 + 0.5 * tc))) * progress
     rec = (60 + 40 * b - 10 * intro) * (1.6 - 0.6 * progress)
     out = {"loss": rec + 5 + 3 * b, "rec_loss": rec + rng.normal(0, 2), "kl": 12 - 4 * b + rng.normal(0, 0.3)}
-    out.update({"mi": 3.0, "tc": 1.0 - 0.5 * b, "dwkl": 5.0} if tc else {"mi": float("nan"), "tc": float("nan"), "dwkl": float("nan")})
+    nan = float("nan")
+    out.update({"mi": 3.0, "tc": 1.0 - 0.5 * b, "dwkl": 5.0} if tc else {"mi": nan, "tc": nan, "dwkl": nan})
     out.update({"exp_elbo_rec": 0.1, "exp_elbo_fake": 0.05, "kl_fake_minus_real": 2.0 - b} if intro else
                {"exp_elbo_rec": float("nan"), "exp_elbo_fake": float("nan"), "kl_fake_minus_real": float("nan")})
     for i, m in enumerate(DISENTANGLEMENT_METRICS):
-        out[m] = float(np.clip(score * (0.6 + 0.05 * i) + rng.normal(0, 0.03) + (0.7 if m == "modularity" else 0), 0, 1))
+        lift = 0.7 if m == "modularity" else 0
+        out[m] = float(np.clip(score * (0.6 + 0.05 * i) + rng.normal(0, 0.03) + lift, 0, 1))
     for std in SAMPLE_STDS:  # Soft-Intro decoders paint more of the canvas (docs/paper.md)
         out[sample_key(std, "with_output")] = float(np.clip(0.2 + 0.6 * intro + rng.normal(0, 0.05), 0, 1))
         out[sample_key(std, "mean_pixel")] = float(np.clip(0.04 + 0.08 * intro + rng.normal(0, 0.01), 0, 1))
@@ -154,12 +156,27 @@ def _grid(rows: int, cols: int, rng: np.random.Generator, tile: int = 64, pad: i
     return img
 
 
-def _write_images(folder: Path, latent_dim: int, rng: np.random.Generator) -> None:
+def _noise_grid(rows: int, cols: int, rng: np.random.Generator, levels: int, tile: int = 64, pad: int = 2):
+    """Grey tiles of noise with `levels` grey levels: PNGs about as large as a barely trained
+    decoder's (levels=3: traversals of 12 latents about 130 KB, a sample grid about 20 KB)."""
+    from PIL import Image
+
+    a = np.full((rows * (tile + pad) + pad, cols * (tile + pad) + pad), 255, np.uint8)
+    for r in range(rows):
+        for c in range(cols):
+            y0, x0 = pad + r * (tile + pad), pad + c * (tile + pad)
+            a[y0:y0 + tile, x0:x0 + tile] = rng.integers(60, 140) + 20 * rng.integers(0, levels, (tile, tile))
+    return Image.fromarray(a)
+
+
+def _write_images(folder: Path, latent_dim: int, rng: np.random.Generator, noise: int = 0) -> None:
     folder.mkdir(parents=True, exist_ok=True)
+    decoded = (lambda rows, cols: _noise_grid(rows, cols, rng, noise)) if noise else (
+        lambda rows, cols: _grid(rows, cols, rng))
     _grid(2, 8, rng).save(folder / "recon.png")
-    _grid(2, 8, rng).save(folder / "samples_std1.png")
-    _grid(2, 8, rng).save(folder / "samples_std3.png")
-    _grid(latent_dim, 9, rng).save(folder / "traversals.png")
+    decoded(2, 8).save(folder / "samples_std1.png")
+    decoded(2, 8).save(folder / "samples_std3.png")
+    decoded(latent_dim, 9).save(folder / "traversals.png")
     # Trainer.save_images: which latent each row moves (largest KL first), its KL, the z values.
     kl = np.sort(rng.exponential(1.0, latent_dim))[::-1]
     (folder / TRAVERSALS_INFO).write_text(json.dumps({
@@ -176,8 +193,9 @@ def _tag(config: dict[str, Any], keys: list[str]) -> str:
 def make_experiment(root: Path | str, name: str = "exp", trials: list[FakeTrial] | None = None, *,
                     journal: bool = True, study_json: bool = True, state: bool = True,
                     objectives: tuple[tuple[str, str], ...] = (("mig", "max"), ("rec_loss", "min")),
-                    seed: int = 0, space: str = "compare") -> Path:
-    """Write an experiment folder under root/name and return its path."""
+                    seed: int = 0, space: str = "compare", image_noise: int = 0) -> Path:
+    """Write an experiment folder under root/name and return its path. `image_noise`: decoded
+    images as grey noise of that many levels, PNGs as large as real ones (the size benchmark)."""
     import optuna
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
@@ -189,6 +207,7 @@ def make_experiment(root: Path | str, name: str = "exp", trials: list[FakeTrial]
     t0 = 1_790_000_000.0
     state_rows = []
 
+    groups: dict[str, int] = {}  # a configuration's seeds share the config_group of its first (study.launch)
     study = None
     if journal:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -198,10 +217,12 @@ def make_experiment(root: Path | str, name: str = "exp", trials: list[FakeTrial]
 
     for n, t in enumerate(trials, start=1):
         tid = f"{rng.integers(0, 16**8):08x}"
+        group = groups.setdefault(json.dumps({**t.params, "variant": t.variant, "epochs": t.epochs}, sort_keys=True),
+                                  n - 1)
         config = {**LAUNCH_CONFIG, "epochs": t.epochs, "objectives": [list(o) for o in objectives],
-                  **t.params, "variant": t.variant, "seed": t.seed, "config_group": n - 1, "optuna_number": n - 1}
+                  **t.params, "variant": t.variant, "seed": t.seed, "config_group": group, "optuna_number": n - 1}
         started = t0 + 60 * n
-        date = datetime.fromtimestamp(started, timezone.utc).strftime("%Y-%m-%d_%H-%M-%S")
+        date = datetime.fromtimestamp(started, UTC).strftime("%Y-%m-%d_%H-%M-%S")
         tag = f"{n}_{_tag(config, sorted(config))}"
         dirname = f"train_vae_{tid}_{tag[:100]}_{date}"
         failed = t.outcome in ("diverged", "error")
@@ -217,7 +238,8 @@ def make_experiment(root: Path | str, name: str = "exp", trials: list[FakeTrial]
             "relative_logdir": None if t.outcome == "pending" else dirname, "max_failures": max(1, t.failures),
         }, indent=2), json.dumps({
             "start_time": started, "num_failures": t.failures + (1 if failed else 0), "num_failures_after_restore": 0,
-            "error_filename": "error.txt" if failed else None, "pickled_error_filename": "error.pkl" if failed else None,
+            "error_filename": "error.txt" if failed else None,
+            "pickled_error_filename": "error.pkl" if failed else None,
         }, indent=2)])
         if t.outcome == "pending":
             continue
@@ -239,12 +261,15 @@ def make_experiment(root: Path | str, name: str = "exp", trials: list[FakeTrial]
         final = None
         measured: dict[str, float] = {}
         metrics_epoch = 0
-        placement = {"node_ip": t.node_ip, "hostname": f"node{t.node_ip[-1]}", "gpu_share": t.gpu_share}
+        placement = {"node_ip": t.node_ip, "node_id": f"{int(t.node_ip.rsplit('.', 1)[-1]):02x}" * 28,
+                     "hostname": f"node{t.node_ip[-1]}", "gpu_share": t.gpu_share}
         for i, epoch in enumerate(schedule):
             if i in restarts_at:
                 since, it_since = 0.0, 0
             dt = 2.0 + rng.random()
-            total += dt; since += dt; it_since += 1
+            total += dt
+            since += dt
+            it_since += 1
             m = _metrics(t, epoch, rng)
             if epoch in (1, t.epochs) or epoch % t.metrics_every == 0:
                 measured, metrics_epoch = {k: m[k] for k in EVALUATED}, epoch
@@ -255,8 +280,9 @@ def make_experiment(root: Path | str, name: str = "exp", trials: list[FakeTrial]
                 m = {k: float("nan") for k in m}
                 m.update({metric: SENTINEL[mode] for metric, mode in objectives})
                 outcome = t.outcome
-                message = ("TrialDiverged: training diverged (non-finite loss) at epoch {e}, step 7".format(e=epoch)
-                           if t.outcome == "diverged" else "OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB")
+                message = (f"TrialDiverged: training diverged (non-finite loss) at epoch {epoch}, step 7"
+                           if t.outcome == "diverged"
+                           else "OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB")
                 m["error"] = message
                 if t.outcome == "diverged":
                     m["diverged_epoch"] = epoch
@@ -265,7 +291,7 @@ def make_experiment(root: Path | str, name: str = "exp", trials: list[FakeTrial]
                 "timestamp": int(started + total),
                 "checkpoint_dir_name": None if outcome == "error" else f"checkpoint_{epoch - 1:06d}",
                 "done": False, "training_iteration": epoch, "trial_id": tid,
-                "date": datetime.fromtimestamp(started + total, timezone.utc).strftime("%Y-%m-%d_%H-%M-%S"),
+                "date": datetime.fromtimestamp(started + total, UTC).strftime("%Y-%m-%d_%H-%M-%S"),
                 "time_this_iter_s": dt, "time_total_s": total, "pid": 1000 + n, "config": config,
                 "time_since_restore": since, "iterations_since_restore": it_since,
             })
@@ -293,7 +319,7 @@ def make_experiment(root: Path | str, name: str = "exp", trials: list[FakeTrial]
             (d / "error.pkl").write_bytes(b"\x80\x04N.")
         if t.outcome == "completed":
             ck = sorted(d.glob("checkpoint_*"))[-1]
-            _write_images(ck / "images", int(config.get("latent_dim", 10)), rng)
+            _write_images(ck / "images", int(config.get("latent_dim", 10)), rng, image_noise)
             if not t.images_in_checkpoint:  # trainable.py copies them next to the results too
                 import shutil
                 shutil.copytree(ck / "images", d / "images")
@@ -304,7 +330,7 @@ def make_experiment(root: Path | str, name: str = "exp", trials: list[FakeTrial]
                 study.tell(optuna_trial, state=optuna.trial.TrialState.FAIL)
 
     if state:
-        stamp = datetime.fromtimestamp(t0, timezone.utc).strftime("%Y-%m-%d_%H-%M-%S")
+        stamp = datetime.fromtimestamp(t0, UTC).strftime("%Y-%m-%d_%H-%M-%S")
         with open(exp / f"experiment_state-{stamp}.json", "w") as f:
             json.dump({"trial_data": state_rows, "runner_data": {"_reuse_actors": False},
                        "stats": {"start_time": t0}}, f, indent=2)

@@ -21,7 +21,7 @@ from conftest import local_ray_instance
 from PIL import Image
 
 import search_spaces
-from analysis import ExperimentError, load_experiment
+from analysis import ExperimentError, load_experiment, paper
 from analysis.paper import (
     CURVE_METRICS,
     FACTOR_METRICS,
@@ -34,8 +34,15 @@ from analysis.paper import (
 from analysis.stats import p_best, t_interval
 from study import launch
 from study import settings as cli
-from trainables.vocabulary import DISENTANGLEMENT_METRICS
-from trainables.vocabulary import METRICS, SAMPLE_MEASURES, SAMPLE_METRICS, SAMPLE_STDS, sample_key, variant
+from trainables.vocabulary import (
+    DISENTANGLEMENT_METRICS,
+    METRICS,
+    SAMPLE_MEASURES,
+    SAMPLE_METRICS,
+    SAMPLE_STDS,
+    sample_key,
+    variant,
+)
 
 sys.path.insert(0, str(Path(__file__).parent))
 from analysis_helpers import FakeTrial, make_experiment
@@ -80,7 +87,7 @@ def brute_force(values: dict[str, list[float]], lower: bool = False) -> dict[str
     draws = list(itertools.product(*(values[k] for k in keys)))
     for draw in draws:
         scores = [-x if lower else x for x in draw]
-        best = [k for k, s in zip(keys, scores) if s == max(scores)]
+        best = [k for k, s in zip(keys, scores, strict=True) if s == max(scores)]
         for k in best:
             wins[k] += 1 / len(best)
     return {k: w / len(draws) for k, w in wins.items()}
@@ -124,8 +131,8 @@ def test_sample_table_aggregates_the_sample_metrics(paper_like):
     for _, r in table.iterrows():
         mine = exp.trials.loc[exp.trials["variant"] == r["variant"]]
         assert r["trials"] == 3
-        for measure in SAMPLE_MEASURES:
-            expected = t_interval(mine[sample_key(r["std"], measure)].to_numpy())
+        for measure in SAMPLE_MEASURES:  # shares and pixel values: the interval stays in [0, 1]
+            expected = t_interval(mine[sample_key(r["std"], measure)].to_numpy(), lower=0.0, upper=1.0)
             assert (r[f"{measure}_mean"], r[f"{measure}_low"], r[f"{measure}_high"]) == pytest.approx(expected)
     # Odds only where a metric has a better side: the KL of the training loss has none.
     odds = single_run_odds(exp, ["mig", "kl"])
@@ -139,18 +146,24 @@ def test_paper_traversals_are_whole_images_labelled_from_traversals_json(paper_l
     assert [(r["variant"], r["std"]) for r in samples] == [(v, str(s)) for v in ORDER for s in SAMPLE_STDS]
     assert "| beta-VAE | 1 |" in (tmp_path / "comparison.md").read_text()
     figure = np.asarray(Image.open(tmp_path / "fig3b_traversals.png").convert("RGB"))
-    y, label_w, strip = 24, 170, 110  # the figure's title band, variant label and row-label widths
-    for v in ORDER:  # one row per variant: its lowest seed's traversals.png, whole
+    y, x = paper.TITLE_H, paper.LABEL_W + paper.ROW_LABEL_W  # the title band; the variant label and row labels
+    for v in ORDER:  # one row per variant: its lowest seed's traversals.png, whole, below its z values
         tid = exp.trials.loc[(exp.trials["variant"] == v) & (exp.trials["seed"] == 0), "trial_id"].iloc[0]
         grid = np.asarray(Image.open(io.BytesIO(exp.image_bytes(tid, "traversals"))).convert("RGB"))
-        assert np.array_equal(figure[y:y + grid.shape[0], label_w + strip:label_w + strip + grid.shape[1]], grid)
+        top = y + paper.Z_BAND_H
+        assert np.array_equal(figure[top:top + grid.shape[0], x:x + grid.shape[1]], grid)
         rows = len(json.loads(exp.traversals_bytes(tid))["latents"])
         assert rows == grid.shape[0] // 66
         for r in range(rows):  # a label (dark text on white) beside every row
-            band = figure[y + r * grid.shape[0] // rows:y + (r + 1) * grid.shape[0] // rows, label_w:label_w + strip]
+            band = figure[top + r * grid.shape[0] // rows:top + (r + 1) * grid.shape[0] // rows, paper.LABEL_W:x]
             assert (band < 128).any(), (v, r)
-        y += grid.shape[0] + 8
+        for c in range(9):  # and a z value above every column
+            assert (figure[y:top, x + c * grid.shape[1] // 9:x + (c + 1) * grid.shape[1] // 9] < 128).any(), (v, c)
+        y = top + grid.shape[0] + paper.GAP
     assert figure.shape[0] == y
+    # Readable text: the title's letters are about FONT_PX high, not the 9 px of PIL's bitmap font.
+    ink = np.flatnonzero((figure[:paper.TITLE_H, :400] < 128).any(axis=(1, 2)))
+    assert ink[-1] - ink[0] >= paper.FONT_PX * 0.7
 
 
 # --- `--space paper` at smoke size, end to end --------------------------------------------------------
@@ -168,6 +181,7 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.ray
 @pytest.mark.timeout(900)
 def test_paper_smoke_study_writes_the_comparison_table(paper_study):
     assert paper_study["rc"] == 0
@@ -175,7 +189,7 @@ def test_paper_smoke_study_writes_the_comparison_table(paper_study):
     out = paper_study["experiment"] / "paper"
     # Four configurations, each trained with every seed, nothing sampled besides them.
     done = exp.trials.loc[exp.trials["outcome"] == "completed"]
-    assert sorted(zip(done["variant"], done["seed"])) == sorted(itertools.product(ORDER, range(SEEDS)))
+    assert sorted(zip(done["variant"], done["seed"], strict=True)) == sorted(itertools.product(ORDER, range(SEEDS)))
     assert (done["config/beta_rec"] == 8.0).all() and (done["config/latent_dim"] == 10).all()
 
     table = read_csv(out / "comparison.csv")
@@ -187,9 +201,12 @@ def test_paper_smoke_study_writes_the_comparison_table(paper_study):
             vals = mine[m].to_numpy(dtype=float)
             mean, lo, hi = float(r[f"{m}_mean"]), float(r[f"{m}_low"]), float(r[f"{m}_high"])
             assert mean == pytest.approx(vals.mean())
-            assert float(r[f"{m}_min"]) == pytest.approx(vals.min()) and float(r[f"{m}_max"]) == pytest.approx(vals.max())
-            half = 12.706204736174694 * vals.std(ddof=1) / np.sqrt(2)  # t(0.975, df=1), exact: bounds near 0 are checked too
-            assert (lo, hi) == pytest.approx((mean - half, mean + half), rel=1e-3, abs=1e-9)
+            assert float(r[f"{m}_min"]) == pytest.approx(vals.min())
+            assert float(r[f"{m}_max"]) == pytest.approx(vals.max())
+            half = 12.706204736174694 * vals.std(ddof=1) / np.sqrt(2)  # t(0.975, df=1), exact ...
+            floor, top = METRICS[m].lower, METRICS[m].upper  # ... within the metric's range
+            expected = (max(floor, mean - half), mean + half if top is None else min(top, mean + half))
+            assert (lo, hi) == pytest.approx(expected, rel=1e-3, abs=1e-9)
 
     odds = read_csv(out / "single_run.csv")
     for m in FACTOR_METRICS:
@@ -205,6 +222,7 @@ def test_paper_smoke_study_writes_the_comparison_table(paper_study):
         assert 0 <= float(r["with_output_mean"]) <= 1 and 0 <= float(r["mean_pixel_mean"]) <= 1
 
 
+@pytest.mark.ray
 @pytest.mark.timeout(900)
 def test_paper_smoke_study_writes_the_figures(paper_study):
     out = paper_study["experiment"] / "paper"
@@ -239,6 +257,7 @@ def test_paper_smoke_study_writes_the_figures(paper_study):
         assert not (out / "fig1_metrics.png").exists()
 
 
+@pytest.mark.ray
 @pytest.mark.timeout(300)
 def test_paper_analysis_refuses_a_searching_study(paper_study, tmp_path):
     copy = tmp_path / "searched"
@@ -253,6 +272,7 @@ def test_paper_analysis_refuses_a_searching_study(paper_study, tmp_path):
     assert not (copy / "paper").exists()  # nothing written
 
 
+@pytest.mark.ray
 @pytest.mark.timeout(300)
 def test_paper_analysis_without_factors_writes_figures_4_and_5(paper_study, tmp_path):
     """Ukiyo-e has no ground-truth factors: the same study, its factor scores removed, gives the
@@ -262,7 +282,8 @@ def test_paper_analysis_without_factors_writes_figures_4_and_5(paper_study, tmp_
     factor_keys = set(DISENTANGLEMENT_METRICS)
     for result in copy.glob("*/result.json"):
         lines = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
-        result.write_text("".join(json.dumps({k: v for k, v in r.items() if k not in factor_keys}) + "\n" for r in lines))
+        kept = [{k: v for k, v in r.items() if k not in factor_keys} for r in lines]
+        result.write_text("".join(json.dumps(r) + "\n" for r in kept))
     write_paper(copy, png=False)
     out = copy / "paper"
     names = {p.name for p in out.iterdir()}
@@ -276,6 +297,7 @@ def test_paper_analysis_without_factors_writes_figures_4_and_5(paper_study, tmp_
     assert not any(k.startswith(("mig", "beta_vae")) for k in header)
 
 
+@pytest.mark.ray
 @pytest.mark.timeout(300)
 def test_paper_without_png_leaves_no_stale_figures(paper_study, tmp_path):
     copy = tmp_path / "again"

@@ -53,6 +53,19 @@ def divergence_info(exp: Experiment) -> DivergenceInfo:
                           tuple(ep), tuple(planned), tuple(ids))
 
 
+def divergence_summary(info: DivergenceInfo) -> str:
+    """One line for a study in which nothing diverged (the report shows it instead of the chart):
+    how many finished trials, and how high the rate could still be (95% Wilson, all variants)."""
+    n = sum(info.n_finished)
+    k = sum(info.n_diverged)
+    if k:
+        return f"{k} of {n} finished trials diverged."
+    if n == 0:
+        return "No trial has finished yet."
+    return (f"No trial diverged: 0 of {n} finished trials (95% Wilson interval of the rate: "
+            f"0 to {wilson_interval(0, n)[1]:.0%}).")
+
+
 def divergence_figure(info: DivergenceInfo) -> go.Figure:
     """The rate per variant with its interval (left), the epoch of each divergence (right)."""
     fig = make_subplots(rows=1, cols=2, column_widths=[0.45, 0.55], horizontal_spacing=0.12,
