@@ -34,11 +34,13 @@ from study.cluster import (
     check_storage,
     gpus_in_cluster,
     local_gpus,
+    local_precision,
     start_ray,
 )
 from study.progress import JournalMirror, quiet
 from study.ray_state import read_ray_trials
 from study.record import fetch_journal, finish_record, now, read_record, start_record, write_record
+from study.scheduler import rung_epochs
 from study.searcher import fail_orphans
 from study.settings import LaunchError, Settings, check_space, parse_args, resolve, storage_root
 from study.tuner import build_tuner, open_study
@@ -102,7 +104,8 @@ def _resumed_record(args: argparse.Namespace) -> dict:
 
 def _resolve_on_cluster(args: argparse.Namespace, record: dict | None) -> tuple[Settings, list[str]]:
     gpus = gpus_in_cluster()
-    settings, notes = resolve(args, gpu_visible=gpus > 0, record=record)
+    settings, notes = resolve(args, gpu_visible=gpus > 0, record=record,
+                              cpus=float(ray.cluster_resources().get("CPU", 1.0)))
     if settings.gpus_per_trial > 0 and gpus == 0:
         notes.append("the cluster shows no GPU yet: GPU trials wait for GPU workers (autoscaler); "
                      "--gpus-per-trial 0 runs them on CPUs")
@@ -125,7 +128,8 @@ def run(settings: Settings, notes: list[str], argv: list[str], record: dict | No
     quiet(verbose)
     resume = record is not None
     _print_start(settings, notes)
-    record = start_record(settings, record, argv, address=ray.get_runtime_context().gcs_address)
+    record = start_record(settings, record, argv, address=ray.get_runtime_context().gcs_address,
+                          precision_here=local_precision(settings.precision))
     try:
         return _run_study(settings, record, resume=resume, verbose=verbose)
     except KeyboardInterrupt:  # a second Ctrl-C (the first lets Ray Tune stop cleanly)
@@ -152,6 +156,12 @@ def _print_start(settings: Settings, notes: list[str]) -> None:
     print(f"study {settings.name}: space {settings.space}, {settings.trials} trials x {settings.epochs} epochs on "
           f"{settings.dataset}, {settings.seeds} seed{'s' if settings.seeds > 1 else ''} per configuration, objectives "
           + ", ".join(f"{m} ({mode})" for m, mode in settings.objectives))
+    if settings.scheduler == "asha":
+        rungs = rung_epochs(settings.epochs, settings.grace_period, settings.reduction_factor)
+        scheduler = f"asha (trials compared at epochs {', '.join(map(str, rungs)) or '-'})"
+    else:
+        scheduler = "fifo (every trial to its last epoch)"
+    print(f"scheduler {scheduler}, precision {settings.precision}")
     print(f"results: {settings.experiment_dir}   optuna: {settings.journal_path}")
 
 

@@ -23,7 +23,14 @@ from ray.tune.experiment import Trial
 from ray.tune.search.optuna import OptunaSearch
 
 from search_spaces import get_space
-from trainables.vocabulary import CONFIG_GROUP, FAILED_OUTCOMES, OPTUNA_NUMBER
+from trainables.vocabulary import (
+    CONFIG_GROUP,
+    FAILED_OUTCOMES,
+    OPTUNA_NUMBER,
+    STOPPED_AT_EPOCH,
+    VALUES_AT_STOP,
+    Outcome,
+)
 
 SAMPLERS = ("tpe", "nsga2", "random", "gp")
 SEED_INDEX = "seed_index"  # Optuna user attribute: which seed of its configuration a trial trains
@@ -92,18 +99,28 @@ class SeededSpace:
 
 
 class StudySearch(OptunaSearch):
-    """OptunaSearch that never tells a diverged or failed trial to Optuna as COMPLETE.
+    """OptunaSearch that tells Optuna COMPLETE only for a trial that trained all its epochs.
 
-    The trainable ends a diverged trial by reporting ``outcome="diverged"`` (finite sentinel
-    objectives) and raising: Ray then calls ``on_trial_complete(error=True)`` without a result
-    and OptunaSearch tells FAIL. One path bypasses that: a scheduler (ASHA) may stop the trial
-    on that very result, and OptunaSearch would tell the sentinels as COMPLETE values. Any
-    result whose outcome is not a success is therefore told as FAIL here.
+    - Failed: the trainable ends a diverged trial by reporting ``outcome="diverged"`` (finite
+      sentinel objectives) and raising: Ray then calls ``on_trial_complete(error=True)`` without
+      a result and OptunaSearch tells FAIL. A scheduler may stop the trial on that very result
+      first; any result whose outcome is a failure is therefore told as FAIL here.
+    - Stopped by the scheduler (its last result still says ``running``): told as PRUNED, with the
+      epoch it stopped at and its objective values there as user attributes. Its values are of a
+      shorter training and of the `fast` metrics, not comparable with a finished trial's: they
+      stay off the Pareto front, and TPE counts the trial among the worse ones (for a single
+      objective, by the intermediate values OptunaSearch reports every epoch).
     """
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         if result and result.get("outcome") in FAILED_OUTCOMES:
             result, error = None, True
+        elif result and result.get("outcome") == Outcome.RUNNING and not error and trial_id in self._ot_trials:
+            trial = self._ot_trials[trial_id]
+            trial.set_user_attr(STOPPED_AT_EPOCH, result.get("epoch"))
+            metrics = self.metric if isinstance(self.metric, list) else [self.metric]
+            trial.set_user_attr(VALUES_AT_STOP, {m: result.get(m) for m in metrics})
+            result = None  # no values: OptunaSearch tells PRUNED
         super().on_trial_complete(trial_id, result=result, error=error)
 
 

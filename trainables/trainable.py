@@ -26,6 +26,7 @@ import dataclasses
 import json
 import math
 import os
+import random
 import shutil
 import socket
 import tempfile
@@ -39,7 +40,7 @@ from ray import tune
 
 from trainables.data import Dataset, load_dataset
 from trainables.metrics.evaluate import evaluate
-from trainables.trainer import Diverged, TrainConfig, Trainer
+from trainables.trainer import Diverged, TrainConfig, Trainer, resolve_device, resolve_precision
 from trainables.vocabulary import (
     CHECKPOINT_FILE,
     DIVERGED_FILE,
@@ -76,7 +77,9 @@ def train_vae(config: dict[str, Any]) -> None:
     train_cfg, trial = split_config(config)
     objectives = [(str(m), str(mode)) for m, mode in trial["objectives"]]
     info = _placement()
-    torch.set_num_threads(max(1, int(round(info.pop("_cpus")))))
+    fresh_process_state(threads=max(1, int(round(info.pop("_cpus")))), seed=train_cfg.seed,
+                        compiled=train_cfg.compile)
+    info["precision"] = resolve_precision(train_cfg.precision, resolve_device(train_cfg.device))
     state: dict[str, Any] = {"metrics": {}, "metrics_epoch": 0, "keys": []}
     try:
         full = load_dataset(train_cfg.dataset, root=train_cfg.data_root, image_size=train_cfg.image_size)
@@ -116,8 +119,8 @@ def train_vae(config: dict[str, Any]) -> None:
         try:
             losses = trainer.train_epoch()
             epoch, last = trainer.epoch, trainer.epoch == train_cfg.epochs
-            preset = trial["final_metrics"] if last else (
-                "fast" if epoch == 1 or epoch % max(1, trial["metrics_every"]) == 0 else None)
+            measure = epoch == 1 or epoch % max(1, trial["metrics_every"]) == 0 or epoch in trial["metrics_at"]
+            preset = trial["final_metrics"] if last else ("fast" if measure else None)
             if preset is not None:
                 state["metrics"] = _evaluate(trainer, full, preset)
                 state["metrics_epoch"] = epoch
@@ -141,6 +144,21 @@ def train_vae(config: dict[str, Any]) -> None:
                 if os.environ.get("RAY_CHDIR_TO_TRIAL_DIR", "1") != "0":
                     shutil.copytree(folder / IMAGES_DIR, Path.cwd() / IMAGES_DIR, dirs_exist_ok=True)
             tune.report(result, checkpoint=tune.Checkpoint.from_directory(str(folder)))
+
+
+def fresh_process_state(*, threads: int, seed: int, compiled: bool = False) -> None:
+    """Set what a trial's results could depend on as a fresh process has it. With Tune's
+    `reuse_actors` one process runs trials one after another: the torch thread count, the global
+    RNGs (the Trainer seeds torch's again; numpy's and Python's are seeded so that nothing can
+    carry over) and torch.compile's caches are the process-wide state a trial touches. The data
+    set is read again by every trial; autocast and grad mode are per thread, and every trial
+    runs in a new thread."""
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+    if compiled:
+        torch.compiler.reset()
 
 
 class Resources:
