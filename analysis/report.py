@@ -179,6 +179,8 @@ def _trials_table(exp: Experiment) -> str:
         for c, _ in cols:
             v = _clean(r[c])
             shown = variant_label(v) if c == "variant" and v is not None else _fmt(v)
+            if c == "outcome":
+                shown = _outcome_text(r)
             number = isinstance(v, (int, float)) and not isinstance(v, bool)
             sort = "" if v is None else (repr(float(v)) if number else str(v))
             title = f' title="{html.escape(str(v))}"' if c == "error" and v else ""
@@ -212,6 +214,14 @@ def _comparison(exp: Experiment) -> str:
             f"completed trials</caption><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
 
 
+def _outcome_text(row: pd.Series) -> str:
+    """The outcome as shown: a scheduler-stopped trial says where it stopped."""
+    outcome, epochs = _clean(row["outcome"]), _clean(row.get("epochs"))
+    if outcome == Outcome.STOPPED.value and epochs is not None:
+        return f"stopped at epoch {int(epochs)}"
+    return _fmt(outcome)
+
+
 def _trial_data(exp: Experiment) -> dict[str, Any]:
     """What the selection panel shows, per trial: label, outcome, metrics, configuration, images."""
     t = exp.trials
@@ -227,7 +237,7 @@ def _trial_data(exp: Experiment) -> dict[str, Any]:
         out[tid] = {
             "label": f"trial {tid} · {variant_label(_clean(r['variant']))}"
                      + (f" · seed {_clean(r['seed'])}" if _clean(r["seed"]) is not None else ""),
-            "outcome": _clean(r["outcome"]),
+            "outcome": _outcome_text(r),
             "n_objectives": sum(1 for o in exp.objectives if o.metric in t and _clean(r[o.metric]) is not None),
             "facts": {k: _fmt(r[k]) for k in ("epochs", "wall_time_s", "node_ip", "gpu_share", "retries",
                                                "diverged_epoch", "error") if k in t and _clean(r[k]) is not None},

@@ -5,9 +5,9 @@
 
 --configs configurations are drawn once from the search space (Optuna's RandomSampler, seed 0;
 every training with seed 0), then trained twice through Ray Tune with the project's trainable,
-two at a time (1 CPU and 1 torch thread each, actors reused): once FIFO, every configuration to
-its last epoch, and once with study.scheduler.MultiObjectiveASHA over (MIG up, rec_loss down)
-with the launcher's defaults (grace period 1, reduction factor 3). Both runs measure the `fast`
+two at a time (1 CPU and 1 torch thread each, actors reused, in the order drawn): once FIFO,
+every configuration to its last epoch, and once with study.scheduler.MultiObjectiveASHA over
+(MIG up, rec_loss down) with the launcher's defaults (grace period 1, reduction factor 3). Both runs measure the `fast`
 metrics at the rungs and after the last epoch, so the two see the same numbers wherever both
 trained.
 
@@ -66,7 +66,8 @@ def run(configs: list[dict], scheduler: str, args: argparse.Namespace, storage: 
     tuner = tune.Tuner(
         tune.with_resources(_configured, Resources(1, 0)),
         param_space={"base": base, "config": tune.grid_search(configs)},
-        tune_config=tune.TuneConfig(scheduler=asha, max_concurrent_trials=2, reuse_actors=True),
+        # 2 CPUs, 1 per trial: two at a time (a paused trial frees its CPU; no concurrency limiter)
+        tune_config=tune.TuneConfig(scheduler=asha, reuse_actors=True),
         run_config=tune.RunConfig(name=scheduler, storage_path=str(storage), verbose=0),
     )
     start = time.monotonic()

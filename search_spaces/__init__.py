@@ -42,9 +42,14 @@ def is_fixed_design(name: str) -> bool:
 def fixed_constant(name: str, key: str, dataset: str = "dsprites_small") -> Any | None:
     """The value the space `name` returns for `key` as a constant (e.g. ``paper``'s precision),
     None when it leaves `key` to the launcher. Read from one trial of an in-memory study."""
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    study.set_user_attr("dataset", dataset)
-    points = fixed_points(name)
-    if points:
-        study.enqueue_trial(points[0])
-    return (get_space(name)(study.ask()) or {}).get(key)
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "new study created" line for a probe
+    try:
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+        study.set_user_attr("dataset", dataset)
+        points = fixed_points(name)
+        if points:
+            study.enqueue_trial(points[0])
+        return (get_space(name)(study.ask()) or {}).get(key)
+    finally:
+        optuna.logging.set_verbosity(verbosity)

@@ -127,9 +127,10 @@ def run(settings: Settings, notes: list[str], argv: list[str], record: dict | No
     """Run (or resume) the study; study.json says how it ended. Returns the exit code."""
     quiet(verbose)
     resume = record is not None
-    _print_start(settings, notes)
+    precision_here = local_precision(settings.precision)
+    _print_start(settings, notes, precision_here)
     record = start_record(settings, record, argv, address=ray.get_runtime_context().gcs_address,
-                          precision_here=local_precision(settings.precision))
+                          precision_here=precision_here)
     try:
         return _run_study(settings, record, resume=resume, verbose=verbose)
     except KeyboardInterrupt:  # a second Ctrl-C (the first lets Ray Tune stop cleanly)
@@ -150,7 +151,7 @@ def run(settings: Settings, notes: list[str], argv: list[str], record: dict | No
             ray.shutdown()  # the embedded Ray; a joined cluster stays connected until the process exits
 
 
-def _print_start(settings: Settings, notes: list[str]) -> None:
+def _print_start(settings: Settings, notes: list[str], precision_here: str) -> None:
     for note in notes:
         print(note)
     print(f"study {settings.name}: space {settings.space}, {settings.trials} trials x {settings.epochs} epochs on "
@@ -161,7 +162,8 @@ def _print_start(settings: Settings, notes: list[str]) -> None:
         scheduler = f"asha (trials compared at epochs {', '.join(map(str, rungs)) or '-'})"
     else:
         scheduler = "fifo (every trial to its last epoch)"
-    print(f"scheduler {scheduler}, precision {settings.precision}")
+    here = f" ({precision_here} on this machine)" if settings.precision == "auto" else ""
+    print(f"scheduler {scheduler}, precision {settings.precision}{here}")
     print(f"results: {settings.experiment_dir}   optuna: {settings.journal_path}")
 
 

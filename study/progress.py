@@ -59,14 +59,17 @@ class ProgressLine(Callback):
 
     # --- the line ---------------------------------------------------------------------------------
     def summary(self, trials: list[Trial]) -> tuple:
-        """(finished, diverged, errors, running, best values, stopped early): the best among the
-        trials that trained every epoch (a stopped trial's values are of a shorter training)."""
-        finished = diverged = errors = running = stopped = 0
+        """(finished, diverged, errors, (running, paused at a rung), best values, stopped early):
+        the best among the trials that trained every epoch (a stopped trial's values are of a
+        shorter training)."""
+        finished = diverged = errors = running = paused = stopped = 0
         best: dict[str, tuple[float, str]] = {}
         for t in trials:
             outcome = (t.last_result or {}).get("outcome")
             if t.status == "RUNNING":
                 running += 1
+            elif t.status == "PAUSED":  # waiting at a rung (MO-ASHA)
+                paused += 1
             elif t.status in ("TERMINATED", "ERROR"):
                 finished += 1
                 if outcome == Outcome.DIVERGED:
@@ -83,7 +86,7 @@ class ProgressLine(Callback):
                             better = old is None or (value > old[0] if mode == "max" else value < old[0])
                             if better:
                                 best[metric] = (float(value), _label(t))
-        return finished, diverged, errors, running, tuple(sorted(best.items())), stopped
+        return finished, diverged, errors, (running, paused), tuple(sorted(best.items())), stopped
 
     def _maybe_print(self, trials: list[Trial], force: bool = False) -> None:
         state = self.summary(trials)
@@ -96,11 +99,12 @@ class ProgressLine(Callback):
             return
         self._last = state
         self._printed = time.monotonic()
-        finished, diverged, errors, running, best, stopped = state
-        to_go = max(0, self.total - finished - running)
+        finished, diverged, errors, (running, paused), best, stopped = state
+        to_go = max(0, self.total - finished - running - paused)
         early = f"{stopped} stopped early, " if stopped else ""
+        waiting = f"{paused} paused at a rung, " if paused else ""
         line = (f"{finished}/{self.total} finished ({early}{diverged} diverged, {errors} errors), {running} running, "
-                f"{to_go} to go")
+                f"{waiting}{to_go} to go")
         if best:
             line += " | best " + ", ".join(f"{m} {v:.4g} ({who})" for m, (v, who) in best)
         self._print(line)

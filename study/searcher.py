@@ -41,9 +41,13 @@ def make_sampler(name: str, *, seed: int, trials: int) -> optuna.samplers.BaseSa
     if name == "tpe":
         # group=True handles the conditional parameters of `compare`; constant_liar keeps
         # parallel trials from all asking for the same point. (Both are "experimental" in Optuna.)
+        # Optuna's 10 random start-up trials would make a 12-trial study a random search: a
+        # quarter of the trials, 3 to 10, start it.
+        startup = max(3, min(10, trials // 4))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True)
+            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True,
+                                              n_startup_trials=startup)
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(50, trials // 5)))
     if name == "random":
@@ -112,16 +116,26 @@ class StudySearch(OptunaSearch):
       objective, by the intermediate values OptunaSearch reports every epoch).
     """
 
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        # the last epoch and objectives of each trial: Ray stops a paused trial without a result
+        if not hasattr(self, "_last"):
+            self._last: dict[str, dict] = {}
+        self._last[trial_id] = {k: result.get(k) for k in ("epoch", "outcome", *self._metrics())}
+        super().on_trial_result(trial_id, result)
+
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        last = result or getattr(self, "_last", {}).pop(trial_id, None) or {}
         if result and result.get("outcome") in FAILED_OUTCOMES:
             result, error = None, True
-        elif result and result.get("outcome") == Outcome.RUNNING and not error and trial_id in self._ot_trials:
+        elif last.get("outcome") == Outcome.RUNNING and not error and trial_id in self._ot_trials:
             trial = self._ot_trials[trial_id]
-            trial.set_user_attr(STOPPED_AT_EPOCH, result.get("epoch"))
-            metrics = self.metric if isinstance(self.metric, list) else [self.metric]
-            trial.set_user_attr(VALUES_AT_STOP, {m: result.get(m) for m in metrics})
+            trial.set_user_attr(STOPPED_AT_EPOCH, last.get("epoch"))
+            trial.set_user_attr(VALUES_AT_STOP, {m: last.get(m) for m in self._metrics()})
             result = None  # no values: OptunaSearch tells PRUNED
         super().on_trial_complete(trial_id, result=result, error=error)
+
+    def _metrics(self) -> list[str]:
+        return list(self.metric) if isinstance(self.metric, list) else [self.metric]
 
 
 def trial_dirname(trial: Trial) -> str:

@@ -17,7 +17,7 @@ from ray import tune
 
 from search_spaces import fixed_points
 from study.progress import JournalMirror, ProgressLine
-from study.scheduler import MultiObjectiveASHA, rung_epochs
+from study.scheduler import MultiObjectiveASHA, SlotLimiter, rung_epochs
 from study.searcher import SeededSpace, StudySearch, make_sampler, trial_dirname
 from study.settings import Settings
 from trainables.vocabulary import TRIAL_KEYS
@@ -50,12 +50,15 @@ def build_tuner(settings: Settings, *, storage: JournalStorage, resume: bool, ve
     if resume:
         return tune.Tuner.restore(settings.experiment_dir, trainable=trainable, resume_unfinished=True,
                                   resume_errored=False, restart_errored=False)
+    search_alg, limit = _searcher(settings, storage), settings.max_concurrent or None
+    if settings.scheduler == "asha" and limit:  # Tune's own limit would count paused trials as running
+        search_alg, limit = SlotLimiter(search_alg, max_concurrent=limit), None
     return tune.Tuner(
         trainable,
         param_space=_param_space(settings),
-        tune_config=tune.TuneConfig(search_alg=_searcher(settings, storage), scheduler=_scheduler(settings),
-                                    num_samples=settings.trials, max_concurrent_trials=settings.max_concurrent or None,
-                                    reuse_actors=settings.reuse_actors, trial_dirname_creator=trial_dirname),
+        tune_config=tune.TuneConfig(search_alg=search_alg, scheduler=_scheduler(settings), num_samples=settings.trials,
+                                    max_concurrent_trials=limit, reuse_actors=settings.reuse_actors,
+                                    trial_dirname_creator=trial_dirname),
         run_config=_run_config(settings, verbose=verbose),
     )
 

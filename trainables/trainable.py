@@ -4,12 +4,16 @@
 
 The config is every ``TrainConfig`` field the search space and the launcher set, plus the
 trial-level keys of ``TRIAL_KEYS`` (metrics schedule, objectives, bookkeeping). Each epoch:
-train, evaluate (the ``fast`` metrics after epoch 1 and every ``metrics_every`` epochs, the
-``final_metrics`` preset after the last epoch), checkpoint, and ``ray.tune.report`` a result that
-carries every key: the loss terms, every metric (carried forward between evaluations, with
-``metrics_epoch`` saying when they were measured), ``outcome``, ``node_ip``, ``node_id``,
-``hostname`` and ``gpu_share``. The last checkpoint also holds ``images/``, which are copied next to the trial's
-results as well.
+train, evaluate (the ``fast`` metrics after epoch 1, every ``metrics_every`` epochs and at the
+epochs of ``metrics_at`` -- the scheduler's rungs --, the ``final_metrics`` preset after the last
+epoch), checkpoint, and ``ray.tune.report`` a result that carries every key: the loss terms,
+every metric (carried forward between evaluations, with ``metrics_epoch`` saying when they were
+measured), ``outcome``, ``node_ip``, ``node_id``, ``hostname``, ``gpu_share`` and ``precision``
+(what TrainConfig.precision resolved to here). The last checkpoint also holds ``images/``, which
+are copied next to the trial's results as well.
+
+Tune may run trials one after another in one process (``reuse_actors``): every trial first sets
+the process-wide state it depends on as a fresh process has it (``fresh_process_state``).
 
 Divergence (``trainer.Diverged``, a NaN or Inf loss) ends the trial with one explicit result,
 ``outcome="diverged"``, ``diverged_epoch``, finite sentinel objective values and NaN loss terms,
