@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 
 from search_spaces import SPACES, fixed_constant, fixed_points, get_space, is_fixed_design
 from study.presets import PRESETS, default_preset, get_preset
+from study.scheduler import rung_epochs
 from study.searcher import SAMPLERS
 from trainables.storage import REMOTE_SCHEMES, is_remote, join
 from trainables.vocabulary import (
@@ -233,11 +234,19 @@ def _precision(args: argparse.Namespace, dataset: str) -> str:
 
 
 def _scheduler(args: argparse.Namespace, values: dict[str, Any], cpus: float) -> str:
-    """--scheduler, else asha when trials wait for a slot (stopping some frees slots for others),
-    fifo when every trial runs at once or the space is a fixed design (every point trained)."""
+    """--scheduler, else asha when trials wait for a slot (stopping some frees slots for others)
+    and enough of them reach each rung for one to train every epoch; fifo when every trial runs
+    at once, when there are too few, or for a fixed design (every point trained)."""
+    rungs = rung_epochs(values["epochs"], values["grace_period"], values["reduction_factor"])
+    enough = values["trials"] >= values["reduction_factor"] ** len(rungs)  # one promotion per rung at least
     if args.scheduler is not None:
+        if args.scheduler == "asha" and not enough:
+            raise LaunchError(f"--scheduler asha: with {values['trials']} trials and rungs at epochs "
+                              f"{', '.join(map(str, rungs))} no trial would train all {values['epochs']} epochs "
+                              f"(one in {values['reduction_factor']:g} passes a rung): raise --trials or "
+                              "--grace-period, or use --scheduler fifo")
         return args.scheduler
-    if is_fixed_design(args.space):
+    if is_fixed_design(args.space) or not rungs or not enough:
         return "fifo"
     slots = values["max_concurrent"] or max(1, int(cpus // values["cpus_per_trial"]))
     return "asha" if values["trials"] > slots else "fifo"
