@@ -10,7 +10,7 @@ from typing import Any
 from analysis.charts import comparison_table
 from analysis.charts.data import Sample
 from analysis.experiment import Experiment
-from analysis.report_trials import clean
+from analysis.report_trials import clean, outcome_text
 from trainables.vocabulary import DISENTANGLEMENT_METRICS, METRICS, RECONSTRUCTION, Outcome, variant_label
 
 # The outcomes in the header's order: the finished ones first, then what is still to come.
@@ -98,7 +98,7 @@ def trials_table(exp: Experiment) -> str:
                    for i, (_, h) in enumerate(cols))
     rows = []
     for r in exp.trials.to_dict("records"):
-        cells = "".join(_cell(c, clean(r[c])) for c, _ in cols)
+        cells = "".join(_cell(c, clean(r[c]), outcome_text(r) if c == "outcome" else None) for c, _ in cols)
         cls = f"o-{html.escape(str(r['outcome']))}" + (" front" if r.get("on_front") else "")
         rows.append(f'<tr data-trial="{html.escape(str(r["trial_id"]))}" class="{cls}">{cells}</tr>')
     body = "".join(rows) or f'<tr><td colspan="{len(cols)}">no trials yet</td></tr>'
@@ -106,9 +106,11 @@ def trials_table(exp: Experiment) -> str:
             f"<tbody>{body}</tbody></table></div>")
 
 
-def _cell(column: str, v: Any) -> str:
-    shown = variant_label(v) if column == "variant" and v is not None else (
-        f"#{v}" if column == "config_group" and v is not None else fmt(v))
+def _cell(column: str, v: Any, shown: str | None = None) -> str:
+    """A table cell sorted by its value `v`; `shown` when the text differs from it."""
+    if shown is None:
+        shown = variant_label(v) if column == "variant" and v is not None else (
+            f"#{v}" if column == "config_group" and v is not None else fmt(v))
     if column == "pareto_rank" and v == 1:
         shown = "1 (front)"
     number = isinstance(v, (int, float)) and not isinstance(v, bool)

@@ -20,7 +20,7 @@ import pandas as pd
 from analysis.charts.data import fmt, present
 from analysis.experiment import Experiment, png_uri
 from trainables import storage
-from trainables.vocabulary import IMAGE_KINDS, METRICS, variant_label
+from trainables.vocabulary import IMAGE_KINDS, METRICS, Outcome, variant_label
 
 IMAGE_BUDGET = 8_000_000  # bytes of PNG embedded (x 4/3 as base64): with plotly.js and 500 trials, about 20 MB
 _FACTS = ("epochs", "wall_time_s", "node", "node_id", "node_ip", "hostname", "gpu_share", "retries",
@@ -38,6 +38,14 @@ def clean(v: Any) -> Any:
     if isinstance(v, pd.Timestamp):
         return v.isoformat()
     return v
+
+
+def outcome_text(row: Any) -> str:
+    """The outcome as shown: a trial the scheduler stopped says at which epoch."""
+    outcome, epochs = clean(row.get("outcome")), clean(row.get("epochs"))
+    if outcome == Outcome.STOPPED.value and epochs is not None:
+        return f"stopped at epoch {int(epochs)}"
+    return "" if outcome is None else str(outcome)
 
 
 def image_order(exp: Experiment, first: list[str]) -> list[str]:
@@ -105,7 +113,7 @@ def trial_data(exp: Experiment, images: dict[str, list[list[Any]]]) -> dict[str,
         out[tid] = {
             "label": f"trial {tid} · {variant_label(clean(r['variant']))}"
                      + (f" · seed {clean(r['seed'])}" if clean(r["seed"]) is not None else ""),
-            "outcome": clean(r["outcome"]), "rank": clean(r.get("pareto_rank")), "front": bool(r.get("on_front")),
+            "outcome": outcome_text(r), "rank": clean(r.get("pareto_rank")), "front": bool(r.get("on_front")),
             "objectives": [[m, fmt(r[m]), METRICS[m].unit if m in METRICS else ""] for m in objectives
                            if present(r[m])],
             "facts": {k: fmt(clean(r[k])) for k in _FACTS if k in t and clean(r[k]) is not None},

@@ -14,7 +14,8 @@ per step, gets --steps/20 timed steps and no extra warm-up). A "steps" column re
   each is at least one kernel launch, so this bounds the step time when the model is small.
 - fraction of peak: achieved FLOP/s over the device's dense matmul rate, measured right before
   each row at the same thread count (a ratio of two numbers taken side by side). The matmul is
-  float32, or bf16 on CUDA when the trainer's bf16 autocast (TrainConfig.amp) is on.
+  in the precision the trainer runs in: float32, or bf16 when TrainConfig.precision resolves to
+  bf16 (--precision; "auto" is bf16 on CUDA and on CPUs with native bf16).
 - CPU threads: `torch.set_num_threads(t)` for every t of --threads, each row measured for all
   thread counts back to back, so the "x vs 1 thread" ratio is side by side. On a shared machine,
   oversubscribed threads can be far slower than one; the load average is printed with the table.
@@ -35,7 +36,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from trainables.data import load_dataset
-from trainables.trainer import TrainConfig, Trainer
+from trainables.trainer import TrainConfig, Trainer, resolve_precision
 from trainables.vocabulary import VARIANT_NAMES
 
 
@@ -82,9 +83,10 @@ def cpu_name() -> str:
     return platform.processor() or "cpu"
 
 
-def measure(variant: str, arch: str, data, device: str, steps: int, batch_size: int, amp: bool = True,
+def measure(variant: str, arch: str, data, device: str, steps: int, batch_size: int, precision: str = "auto",
             warmup: int = 4) -> dict:
-    trainer = Trainer(TrainConfig(variant=variant, arch=arch, batch_size=batch_size, device=device, amp=amp), data)
+    trainer = Trainer(TrainConfig(variant=variant, arch=arch, batch_size=batch_size, device=device,
+                                  precision=precision), data)
     step = trainer._soft_intro_step if trainer.config.adversarial else trainer._beta_step
     batches = [(trainer.images[i * batch_size:(i + 1) * batch_size].float() / data.pixel_max)
                .contiguous(memory_format=trainer.memory_format) for i in range(4)]
@@ -107,10 +109,10 @@ def measure(variant: str, arch: str, data, device: str, steps: int, batch_size: 
 
 
 def run(device: str, threads: list[int], archs: list[str], variants: list[str], steps: int, batch_size: int,
-        amp: bool = True, on_row=None) -> tuple[list[dict], dict[int, float]]:
+        precision: str = "auto", on_row=None) -> tuple[list[dict], dict[int, float]]:
     """Measure every row; on_row(rows, peaks) after each (e.g. to write the table as it grows)."""
     dev = torch.device(device)
-    peak_dtype = torch.bfloat16 if dev.type == "cuda" and amp else torch.float32
+    peak_dtype = torch.bfloat16 if resolve_precision(precision, dev) == "bf16" else torch.float32
     threads = threads if dev.type == "cpu" else [torch.get_num_threads()]
     data = load_dataset("dsprites_small")
     data = dataclasses.replace(data, images=data.images[: 8 * batch_size])
@@ -125,7 +127,7 @@ def run(device: str, threads: list[int], archs: list[str], variants: list[str], 
                 torch.set_num_threads(t)
                 peak = matmul_flops_per_s(dev, dtype=peak_dtype)
                 peaks.setdefault(t, []).append(peak)
-                row = measure(variant, arch, data, device, n, batch_size, amp, warmup)
+                row = measure(variant, arch, data, device, n, batch_size, precision, warmup)
                 row.update(threads=t, steps=n, fraction_of_matmul_peak=row["achieved_gflop_s"] * 1e9 / peak)
                 rows.append(row)
                 print({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}, flush=True)
@@ -142,11 +144,12 @@ def _rate(x: float) -> str:
     return f"{x:.0f}" if x >= 100 else f"{x:.3g}"
 
 
-def table(rows: list[dict], peaks: dict[int, float], device: str, batch_size: int, amp: bool, load: tuple) -> str:
+def table(rows: list[dict], peaks: dict[int, float], device: str, batch_size: int, precision: str,
+          load: tuple) -> str:
     dev = torch.device(device)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else cpu_name()
     cpus = os.cpu_count()
-    dtype = "bf16" if dev.type == "cuda" and amp else "float32"
+    dtype = "bf16" if resolve_precision(precision, dev) == "bf16" else "float32"
     base = {(r["variant"], r["arch"]): r["images_per_s"] for r in rows if r["threads"] == min(peaks)}
     lines = [
         f"Measured {datetime.date.today()} on {name} ({cpus} CPUs), torch {torch.__version__}, "
@@ -177,17 +180,18 @@ if __name__ == "__main__":
     parser.add_argument("--threads", default="1,2", help="CPU thread counts, each measured (ignored on CUDA)")
     parser.add_argument("--archs", default="standard,residual")
     parser.add_argument("--variants", default=",".join(VARIANT_NAMES))
-    parser.add_argument("--no-amp", action="store_true", help="CUDA: float32 instead of the trainer's bf16 autocast")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                        help="TrainConfig.precision (auto: bf16 on CUDA and on CPUs with native bf16)")
     parser.add_argument("--out", default="docs/bench/training.md")
     args = parser.parse_args()
     before = os.getloadavg()[0]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
 
     def write(rows, peaks):
-        text = table(rows, peaks, args.device, args.batch_size, not args.no_amp, (before, os.getloadavg()[0]))
+        text = table(rows, peaks, args.device, args.batch_size, args.precision, (before, os.getloadavg()[0]))
         Path(args.out).write_text(text)  # after every row: a run cut short keeps what it measured
         return text
 
     rows, peaks = run(args.device, [int(t) for t in args.threads.split(",")], args.archs.split(","),
-                      args.variants.split(","), args.steps, args.batch_size, amp=not args.no_amp, on_row=write)
+                      args.variants.split(","), args.steps, args.batch_size, precision=args.precision, on_row=write)
     print(write(rows, peaks))

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU benchmarks and a smoke study, in one short run (at most about 8 minutes) on a GPU machine.
+# The GPU benchmarks and a smoke study, in one short run (at most about 8.5 minutes) on a GPU machine.
 #
 #     bash bench/gpu_check.sh                 # writes into $OUT, or docs/bench/gpu/ when OUT is unset
 #
@@ -10,12 +10,13 @@
 # packages are missing is skipped and says so in summary.txt. Python: $PYTHON, else .venv/bin/python,
 # else python3. The data are rendered into $VAE_STUDY_CACHE (default ~/.cache/vae-study), < 1 s.
 #
-# Steps, each under its own time limit (60 + 130 + 180 + 90 s; a step that runs over is stopped
+# Steps, each under its own time limit (60 + 160 + 180 + 90 s; a step that runs over is stopped
 # and the next one runs; the benchmarks print every row as it is measured, into logs.txt, and
 # bench_training / bench_gpu_packing rewrite their table after every row, so a step cut short
 # keeps what it measured):
-#   training_cuda.md   bench/bench_training.py --device cuda (images/s, FLOPs, fraction of bf16 peak)
-#   gpu_paths.md       bench/bench_gpu_paths.py (bf16 / channels-last / compile vs float32)
+#   training_cuda.md   bench/bench_training.py --device cuda (images/s, FLOPs, fraction of bf16 peak;
+#                      --precision auto = bf16 on the GPU)
+#   gpu_paths.md       bench/bench_gpu_paths.py (bf16 / channels-last / compile / CUDA graphs vs float32)
 #   gpu_packing.md     bench/bench_gpu_packing.py (1, 2, 4, 8 trials sharing the GPU)       [ray]
 #   smoke_study.txt    python -m study.launch --space compare --preset smoke --gpus-per-trial 0.25 [ray, optuna]
 # plus env.txt (nvidia-smi, versions), summary.txt (exit code and seconds per step) and logs.txt
@@ -75,7 +76,7 @@ step() {  # step NAME SECONDS "MODULES NEEDED" COMMAND...
 }
 
 step training 60 "" "$PYTHON" bench/bench_training.py --device cuda --steps 30 --out "$OUT/training_cuda.md"
-step gpu_paths 130 "" "$PYTHON" bench/bench_gpu_paths.py --device cuda --epochs 2 --out "$OUT/gpu_paths.md"
+step gpu_paths 160 "" "$PYTHON" bench/bench_gpu_paths.py --device cuda --epochs 2 --out "$OUT/gpu_paths.md"
 step gpu_packing 180 "ray ray.tune" "$PYTHON" bench/bench_gpu_packing.py --seconds 8 --out "$OUT/gpu_packing.md"
 step smoke_study 90 "ray ray.tune optuna sklearn pandas pyarrow plotly" "$PYTHON" -m study.launch --space compare \
     --preset smoke --gpus-per-trial 0.25 --storage "$SCRATCH/studies" --name smoke

@@ -123,6 +123,13 @@ def local_gpus() -> int:
         return 0
 
 
+def local_precision(precision: str) -> str:
+    """What TrainConfig.precision `precision` resolves to on this machine ("fp32" or "bf16")."""
+    from trainables.trainer import resolve_device, resolve_precision  # deferred: imports torch (seconds)
+
+    return resolve_precision(precision, resolve_device("auto"))
+
+
 def check_local_resources(settings: Settings) -> None:
     cpus = os.cpu_count() or 1
     if settings.cpus_per_trial > cpus:

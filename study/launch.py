@@ -42,6 +42,7 @@ from study.cluster import (
     check_trial_fits,
     inspect_cluster,
     local_gpus,
+    local_precision,
     start_ray,
 )
 from study.lock import StudyLock
@@ -60,6 +61,7 @@ from study.record import (
     write_journal,
     write_record,
 )
+from study.scheduler import rung_epochs
 from study.searcher import fail_orphans
 from study.settings import (
     DEFAULT_PENDING_TIMEOUT_S,
@@ -153,7 +155,8 @@ def _check(p: Prepared) -> None:
         p.cluster = inspect_cluster(p.address)
     if p.settings is None:
         gpus = p.cluster.gpus if p.cluster is not None else local_gpus()
-        p.settings, notes = resolve(args, gpu_visible=gpus > 0)
+        cpus = p.cluster.cpus if p.cluster is not None else None  # None: this machine's
+        p.settings, notes = resolve(args, gpu_visible=gpus > 0, cpus=cpus)
         p.notes += notes
     _check_before_start(p)
 
@@ -234,9 +237,11 @@ def run(p: Prepared) -> int:
     try:
         p.ray_log.to_file(settings.journal_path.parent / RAY_LOG_FILE)
         quiet(p.args.verbose)
-        _print_start(settings, p.notes)
+        precision_here = local_precision(settings.precision)
+        _print_start(settings, p.notes, precision_here)
         write_journal(settings, p.journal)
-        record = start_record(settings, p.record, p.argv, address=ray.get_runtime_context().gcs_address)
+        record = start_record(settings, p.record, p.argv, address=ray.get_runtime_context().gcs_address,
+                              precision_here=precision_here)
         return _run_study(p, record)
     except KeyboardInterrupt:  # a second Ctrl-C (the first lets Ray Tune stop cleanly)
         _write_status(settings, record, StudyStatus.INTERRUPTED)
@@ -269,12 +274,19 @@ def _resume_line(settings: Settings) -> str:
             f"--storage {settings.storage}")
 
 
-def _print_start(settings: Settings, notes: list[str]) -> None:
+def _print_start(settings: Settings, notes: list[str], precision_here: str) -> None:
     for note in notes:
         print(note)
     print(f"study {settings.name}: space {settings.space}, {settings.trials} trials x {settings.epochs} epochs on "
           f"{settings.dataset}, {settings.seeds} seed{'s' if settings.seeds > 1 else ''} per configuration, objectives "
           + ", ".join(f"{m} ({mode})" for m, mode in settings.objectives))
+    if settings.scheduler == "asha":
+        rungs = rung_epochs(settings.epochs, settings.grace_period, settings.reduction_factor)
+        scheduler = f"asha (trials compared at epochs {', '.join(map(str, rungs)) or '-'})"
+    else:
+        scheduler = "fifo (every trial to its last epoch)"
+    here = f" ({precision_here} on this machine)" if settings.precision == "auto" else ""
+    print(f"scheduler {scheduler}, precision {settings.precision}{here}")
     print(f"results: {settings.experiment_dir}   optuna: {settings.journal_path}")
 
 

@@ -92,6 +92,10 @@ class ClusterView:
     def gpus(self) -> float:
         return sum(n.resources.get("GPU", 0.0) for n in self.alive)
 
+    @property
+    def cpus(self) -> float:
+        return sum(n.resources.get("CPU", 0.0) for n in self.alive)
+
     def fits(self, bundle: dict[str, float]) -> bool:
         return any(n.holds(bundle) for n in self.alive)
 

@@ -79,18 +79,25 @@ class ProgressLine(Callback):
 
     # --- the line ---------------------------------------------------------------------------------
     def summary(self, trials: list[Trial]) -> tuple:
-        finished = diverged = errors = running = 0
+        """(finished, diverged, errors, (running, paused at a rung), best values, stopped early):
+        the best among the trials that trained every epoch (a stopped trial's values are of a
+        shorter training)."""
+        finished = diverged = errors = running = paused = stopped = 0
         best: dict[str, tuple[float, str]] = {}
         for t in trials:
             outcome = (t.last_result or {}).get("outcome")
             if t.status == "RUNNING":
                 running += 1
+            elif t.status == "PAUSED":  # waiting at a rung (MO-ASHA)
+                paused += 1
             elif t.status in ("TERMINATED", "ERROR"):
                 finished += 1
                 if outcome == Outcome.DIVERGED:
                     diverged += 1
                 elif t.status == "ERROR" or outcome == Outcome.ERROR:
                     errors += 1
+                elif outcome == Outcome.RUNNING:  # stopped by the scheduler at a rung
+                    stopped += 1
                 else:
                     for metric, mode in self.objectives:
                         value = (t.last_result or {}).get(metric)
@@ -99,7 +106,7 @@ class ProgressLine(Callback):
                             better = old is None or (value > old[0] if mode == "max" else value < old[0])
                             if better:
                                 best[metric] = (float(value), _label(t))
-        return finished, diverged, errors, running, tuple(sorted(best.items()))
+        return finished, diverged, errors, (running, paused), tuple(sorted(best.items())), stopped
 
     def _maybe_print(self, trials: list[Trial], force: bool = False) -> None:
         state = self.summary(trials)
@@ -107,15 +114,17 @@ class ProgressLine(Callback):
             if force and self.on_change is not None:
                 self.on_change(force=True)
             return
-        only_running = self._last is not None and state[:3] == self._last[:3] and state[4] == self._last[4]
+        only_running = self._last is not None and state[:3] == self._last[:3] and state[4:] == self._last[4:]
         if only_running and not force and time.monotonic() - self._printed < RUNNING_EVERY_S:
             return
         self._last = state
         self._printed = time.monotonic()
-        finished, diverged, errors, running, best = state
-        to_go = max(0, self.total - finished - running)
-        line = (f"{finished}/{self.total} finished ({diverged} diverged, {errors} errors), {running} running, "
-                f"{to_go} to go")
+        finished, diverged, errors, (running, paused), best, stopped = state
+        to_go = max(0, self.total - finished - running - paused)
+        early = f"{stopped} stopped early, " if stopped else ""
+        waiting = f"{paused} paused at a rung, " if paused else ""
+        line = (f"{finished}/{self.total} finished ({early}{diverged} diverged, {errors} errors), {running} running, "
+                f"{waiting}{to_go} to go")
         if best:
             line += " | best " + ", ".join(f"{m} {v:.4g} ({who})" for m, (v, who) in best)
         self._print(line)

@@ -65,10 +65,14 @@ def write_record(settings: Settings, record: dict) -> None:
     write_bytes(join(settings.experiment_dir, STUDY_FILE), data)
 
 
-def start_record(settings: Settings, record: dict | None, argv: list[str], *, address: str) -> dict[str, Any]:
-    """The record of a run that starts now: a new study's, or a resumed one's with a run added."""
+def start_record(settings: Settings, record: dict | None, argv: list[str], *, address: str,
+                 precision_here: str | None = None) -> dict[str, Any]:
+    """The record of a run that starts now: a new study's, or a resumed one's with a run added.
+    `precision_here`: what settings.precision resolves to on the launching machine (every trial
+    reports its own in its results)."""
     record = dict(record or {})
     record.update(
+        precision=settings.precision, precision_here=precision_here, scheduler=settings.scheduler,
         name=settings.name, space=settings.space, dataset=settings.dataset, preset=settings.preset,
         settings=dataclasses.asdict(settings), preset_values=PRESETS[settings.preset].as_dict(),
         objectives=[{"metric": m, "mode": mode} for m, mode in settings.objectives],

@@ -32,6 +32,8 @@ from trainables.vocabulary import (
     OPTUNA_NUMBER,
     OUTCOME_ATTR,
     REQUEUED_FROM,
+    STOPPED_AT_EPOCH,
+    VALUES_AT_STOP,
     Outcome,
     trial_outcome,
 )
@@ -45,9 +47,13 @@ def make_sampler(name: str, *, seed: int, trials: int) -> optuna.samplers.BaseSa
     if name == "tpe":
         # group=True handles the conditional parameters of `compare`; constant_liar keeps
         # parallel trials from all asking for the same point. (Both are "experimental" in Optuna.)
+        # Optuna's 10 random start-up trials would make a 12-trial study a random search: a
+        # quarter of the trials, 3 to 10, start it.
+        startup = max(3, min(10, trials // 4))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True)
+            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True,
+                                              n_startup_trials=startup)
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(50, trials // 5)))
     if name == "random":
@@ -103,14 +109,18 @@ class SeededSpace:
 
 
 class StudySearch(OptunaSearch):
-    """OptunaSearch that never tells a diverged or failed trial to Optuna as COMPLETE, and that
-    labels every trial with how it ended before telling it.
+    """OptunaSearch that tells Optuna COMPLETE only for a trial that trained all its epochs, and
+    that labels every trial with how it ended before telling it.
 
-    The trainable ends a diverged trial by reporting ``outcome="diverged"`` (finite sentinel
-    objectives) and raising: Ray then calls ``on_trial_complete(error=True)`` without a result
-    and OptunaSearch tells FAIL. One path bypasses that: a scheduler (ASHA) may stop the trial
-    on that very result, and OptunaSearch would tell the sentinels as COMPLETE values. Any
-    result whose outcome is not a success is therefore told as FAIL here.
+    - Failed: the trainable ends a diverged trial by reporting ``outcome="diverged"`` (finite
+      sentinel objectives) and raising: Ray then calls ``on_trial_complete(error=True)`` without
+      a result and OptunaSearch tells FAIL. A scheduler may stop the trial on that very result
+      first; any result whose outcome is a failure is therefore told as FAIL here.
+    - Stopped by the scheduler (its last result still says ``running``): told as PRUNED, with the
+      epoch it stopped at and its objective values there as user attributes. Its values are of a
+      shorter training and of the `fast` metrics, not comparable with a finished trial's: they
+      stay off the Pareto front, and TPE counts the trial among the worse ones (for a single
+      objective, by the intermediate values OptunaSearch reports every epoch).
 
     Before the tell (Optuna never changes a finished trial) the trial gets the user attributes
     ``outcome``, ``error`` and ``node_id`` from vocabulary.trial_outcome, the rule study.json and
@@ -119,17 +129,27 @@ class StudySearch(OptunaSearch):
     """
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        # the last word of each trial, for the label at its end (restored searchers lack the dict)
-        self.__dict__.setdefault("_last_words", {})[trial_id] = {k: result.get(k) for k in _LAST_WORDS}
+        # the last word of each trial, for its label at the end: Ray stops a paused trial without
+        # a result (and restored searchers lack the dict)
+        keys = (*_LAST_WORDS, "epoch", *self._metrics())
+        self.__dict__.setdefault("_last_words", {})[trial_id] = {k: result.get(k) for k in keys}
         super().on_trial_result(trial_id, result)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        last = result or self.__dict__.get("_last_words", {}).get(trial_id) or {}
+        last = result or self.__dict__.get("_last_words", {}).pop(trial_id, None) or {}
         if result and result.get("outcome") in FAILED_OUTCOMES:
             result, error = None, True
         if trial_id in self._ot_trials and trial_id not in self._completed_trials:
-            label_trial(self._ot_trials[trial_id], last, errored=error)
+            trial = self._ot_trials[trial_id]
+            label_trial(trial, last, errored=error)
+            if last.get("outcome") == Outcome.RUNNING and not error:  # stopped by the scheduler
+                trial.set_user_attr(STOPPED_AT_EPOCH, last.get("epoch"))
+                trial.set_user_attr(VALUES_AT_STOP, {m: last.get(m) for m in self._metrics()})
+                result = None  # no values: OptunaSearch tells PRUNED
         super().on_trial_complete(trial_id, result=result, error=error)
+
+    def _metrics(self) -> list[str]:
+        return list(self.metric) if isinstance(self.metric, list) else [self.metric]
 
 
 _LAST_WORDS = ("outcome", "error", NODE_ATTR)

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from search_spaces import SPACES, fixed_points, get_space, is_fixed_design
+from search_spaces import SPACES, fixed_constant, fixed_points, get_space, is_fixed_design
 from study.presets import PRESETS, default_preset, get_preset
+from study.scheduler import rung_epochs
 from study.searcher import SAMPLERS
 from trainables.storage import REMOTE_SCHEMES, is_remote, join
 from trainables.vocabulary import (
@@ -30,8 +32,10 @@ from trainables.vocabulary import (
     JOURNAL_FILE,
     LOCK_FILE,
     METRIC_PRESETS,
+    PRECISIONS,
     RECONSTRUCTION,
     RECONSTRUCTION_SCORES,
+    SCHEDULERS,
     UNSUPERVISED_SCORES,
     direction,
 )
@@ -70,6 +74,11 @@ class Settings:
     name: str
     journal_dir: str | None
     arch: str | None = None  # None: the trainer's default for the data set
+    precision: str = "auto"  # TrainConfig.precision of every trial (a space may fix it: paper's fp32)
+    scheduler: str = "fifo"  # "fifo": every trial to its last epoch; "asha": MO-ASHA (study.scheduler)
+    grace_period: int = 1  # asha: the first rung, in epochs
+    reduction_factor: float = 3.0  # asha: about 1 in this many trials passes each rung
+    reuse_actors: bool = True  # Tune's reuse_actors: trials 2..n of a worker skip the process start
 
     @property
     def objectives(self) -> list[tuple[str, str]]:
@@ -113,7 +122,8 @@ def journal_folder(storage: str, name: str, journal_dir: str | None) -> Path:
 
 # Flags that a preset fills when they are not given explicitly.
 PRESET_FLAGS = ("dataset", "trials", "epochs", "seeds", "cpus_per_trial", "gpus_per_trial", "max_concurrent",
-                "metrics_every", "final_metrics", "train_images", "max_failures", "arch")
+                "metrics_every", "final_metrics", "train_images", "max_failures", "arch", "grace_period",
+                "reduction_factor")
 
 
 # --- the command line ----------------------------------------------------------------------------
@@ -132,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=int, help="trainings in all (configurations x seeds)")
     p.add_argument("--epochs", type=int, help="epochs per trial")
     p.add_argument("--objective", choices=("multi", "single"), default="multi",
-                   help="multi: score up and rec_loss down (FIFO); single: the score alone, with ASHA")
+                   help="multi: score up and rec_loss down (a Pareto front); single: the score alone")
     p.add_argument("--score", help=f"the disentanglement objective (default {DEFAULT_SCORE}; "
                                    f"{DEFAULT_SCORE_NO_FACTORS} on ukiyoe)")
     p.add_argument("--sampler", choices=SAMPLERS, default="tpe", help="Optuna sampler (default tpe)")
@@ -145,6 +155,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--final-metrics", help=f"metrics preset after the last epoch ({' | '.join(METRIC_PRESETS)})")
     p.add_argument("--train-images", type=int, help="train on a fixed random subset of n images (0: all)")
     p.add_argument("--max-failures", type=int, help="retries of a failed trial from its checkpoint")
+    p.add_argument("--scheduler", choices=SCHEDULERS,
+                   help="fifo: every trial to its last epoch; asha: MO-ASHA stops trials at rungs (default: asha "
+                        "when there are more trials than trials at once, fifo otherwise and for a fixed design)")
+    p.add_argument("--grace-period", type=int, help="asha: the first rung, in epochs (preset)")
+    p.add_argument("--reduction-factor", type=float, help="asha: about 1 in this many trials passes a rung (preset)")
+    p.add_argument("--precision", choices=PRECISIONS,
+                   help="auto (default): bf16 on CUDA and on CPUs with native bf16, fp32 elsewhere; fp32; bf16")
+    p.add_argument("--reuse-actors", action=argparse.BooleanOptionalAction, default=True,
+                   help="run a worker's next trial in the same process (default); --no-reuse-actors: a new one")
     p.add_argument("--arch", help=f"the model of every trial: {', '.join(ARCHS)} (default: the preset's, else "
                                   "standard on dSprites and residual on Ukiyo-e)")
     p.add_argument("--address", help="none: start Ray here; 'auto' or host:port: join a running cluster")
@@ -207,9 +226,11 @@ def _absolute(path: str | None) -> str | None:
 
 
 # --- presets and flags merged --------------------------------------------------------------------
-def resolve(args: argparse.Namespace, *, gpu_visible: bool, record: dict | None = None) -> tuple[Settings, list[str]]:
+def resolve(args: argparse.Namespace, *, gpu_visible: bool, record: dict | None = None,
+            cpus: float | None = None) -> tuple[Settings, list[str]]:
     """Merge preset and flags into Settings, checking every value. Returns the notes to print.
-    With `record` (study.json of a study to resume) the study keeps its own settings."""
+    With `record` (study.json of a study to resume) the study keeps its own settings. `cpus`:
+    the CPUs trials can use (this machine's by default; the cluster's when joining one)."""
     explicit = {k for k in PRESET_FLAGS if getattr(args, k) is not None}
     if record is not None:
         return _resumed(args, record, explicit), []
@@ -229,25 +250,60 @@ def resolve(args: argparse.Namespace, *, gpu_visible: bool, record: dict | None 
     settings = Settings(
         space=args.space, preset=preset_name, objective=args.objective, score=score, sampler=args.sampler,
         seed=args.seed, data_root=_absolute(args.data_root), storage=storage_root(args.storage), name=name,
-        journal_dir=args.journal_dir, **values,
+        journal_dir=args.journal_dir, precision=_precision(args, values["dataset"]),
+        scheduler=_scheduler(args, values, cpus or os.cpu_count() or 1), reuse_actors=args.reuse_actors, **values,
     )
     return settings, notes
 
 
+def _precision(args: argparse.Namespace, dataset: str) -> str:
+    """--precision, unless the space fixes it (paper: the report's float32); a conflict is refused."""
+    fixed = fixed_constant(args.space, "precision", dataset)
+    if fixed is None:
+        return args.precision or "auto"
+    if args.precision not in (None, fixed):
+        raise LaunchError(f"--space {args.space} trains in {fixed} (it reproduces the report's code): drop "
+                          f"--precision {args.precision}")
+    return fixed
+
+
+def _scheduler(args: argparse.Namespace, values: dict[str, Any], cpus: float) -> str:
+    """--scheduler, else asha when trials wait for a slot (stopping some frees slots for others)
+    and enough of them reach each rung for one to train every epoch; fifo when every trial runs
+    at once, when there are too few, or for a fixed design (every point trained)."""
+    rungs = rung_epochs(values["epochs"], values["grace_period"], values["reduction_factor"])
+    enough = values["trials"] >= values["reduction_factor"] ** len(rungs)  # one promotion per rung at least
+    if args.scheduler is not None:
+        if args.scheduler == "asha" and not enough:
+            raise LaunchError(f"--scheduler asha: with {values['trials']} trials and rungs at epochs "
+                              f"{', '.join(map(str, rungs))} no trial would train all {values['epochs']} epochs "
+                              f"(one in {values['reduction_factor']:g} passes a rung): raise --trials or "
+                              "--grace-period, or use --scheduler fifo")
+        return args.scheduler
+    if is_fixed_design(args.space) or not rungs or not enough:
+        return "fifo"
+    slots = values["max_concurrent"] or max(1, int(cpus // values["cpus_per_trial"]))
+    return "asha" if values["trials"] > slots else "fifo"
+
+
 def _resumed(args: argparse.Namespace, record: dict, explicit: set[str]) -> Settings:
     """The resumed study's settings; a flag given with another value is refused."""
+    stored = dict(record.get("settings") or {})
+    if stored and "scheduler" not in stored:  # a study from before --scheduler: ASHA ran for a single objective only
+        stored["scheduler"] = "asha" if stored.get("objective") == "single" else "fifo"
+        stored.setdefault("grace_period", max(1, int(stored.get("epochs", 8)) // 8))
     try:
-        settings = Settings(**record["settings"])
+        settings = Settings(**stored)
     except (KeyError, TypeError):  # a study.json of another version, or edited by hand
         raise LaunchError(f"the study.json of {args.name!r} holds no settings this version can read: it cannot be "
                           "resumed; start it again under a new --name") from None
-    for key in explicit | {"score", "preset"}:
+    for key in explicit | {"score", "preset", "scheduler", "precision"}:
         given = getattr(args, key)
         if given is not None and given != getattr(settings, key):
             raise LaunchError(f"--{key.replace('_', '-')} {given} differs from the resumed study's "
                               f"{getattr(settings, key)}: a resumed study keeps its settings; drop the flag")
     parser = build_parser()
-    for key in ("objective", "sampler", "seed"):  # flags with a default: only a non-default value is "given"
+    for key in ("objective", "sampler", "seed", "reuse_actors"):  # with a default: only another value is "given"
         if getattr(args, key) != getattr(settings, key) and getattr(args, key) != parser.get_default(key):
             raise LaunchError(f"--{key} {getattr(args, key)} differs from the resumed study's "
                               f"{getattr(settings, key)}: a resumed study keeps its settings; drop the flag")
@@ -313,13 +369,17 @@ def _check_budget(values: dict[str, Any]) -> None:
         raise LaunchError(f"--train-images must be 0 (all) or more, got {values['train_images']}")
     if values["max_failures"] < 0:
         raise LaunchError(f"--max-failures must be 0 or more, got {values['max_failures']}")
+    if values["grace_period"] < 1:
+        raise LaunchError(f"--grace-period must be at least 1 epoch, got {values['grace_period']}")
+    if not values["reduction_factor"] > 1:
+        raise LaunchError(f"--reduction-factor must be above 1, got {values['reduction_factor']:g}")
     if values["arch"] is not None and values["arch"] not in ARCHS:
         raise LaunchError(f"--arch {values['arch']!r} is unknown: use one of {', '.join(ARCHS)}")
 
 
 def _adapt_to_machine(args: argparse.Namespace, values: dict[str, Any], explicit: set[str], *, gpu_visible: bool,
                       notes: list[str]) -> None:
-    """CPU fallback without a GPU, ASHA's metric schedule, and a warning for CPU Ukiyo-e."""
+    """CPU fallback without a GPU, and a warning for CPU Ukiyo-e."""
     gpus = values["gpus_per_trial"]
     if gpus > 0 and not gpu_visible and args.address is None:
         if "gpus_per_trial" in explicit:  # asked for by name: running on CPUs instead would be a surprise
@@ -328,8 +388,6 @@ def _adapt_to_machine(args: argparse.Namespace, values: dict[str, Any], explicit
                               "with --address")
         notes.append(f"no GPU visible: running on CPUs (the preset's --gpus-per-trial {gpus:g} -> 0)")
         values["gpus_per_trial"] = 0.0
-    if args.objective == "single" and values["metrics_every"] != 1 and "metrics_every" not in explicit:
-        values["metrics_every"] = 1  # ASHA compares the score at every rung
     if values["dataset"] not in DATASETS_WITH_FACTORS and values["gpus_per_trial"] == 0:
         notes.append("ukiyoe without a GPU: the residual model trains at 0.5-7 images/s per CPU core "
                      "(docs/benchmarks.md), hours per epoch; --gpus-per-trial puts it on GPUs")

@@ -14,10 +14,10 @@ import optuna
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler
 
 from search_spaces import fixed_points
 from study.progress import JournalMirror, PendingWatch, ProgressLine
+from study.scheduler import MultiObjectiveASHA, SlotLimiter, rung_epochs
 from study.searcher import SeededSpace, StudySearch, make_sampler, trial_dirname
 from study.settings import Settings
 from study.trial_attrs import TrialAttrsSearch
@@ -57,11 +57,14 @@ def build_tuner(settings: Settings, *, storage: JournalStorage, resume: bool, ve
         PendingWatch.restored_timeout_s = pending_timeout
         return tune.Tuner.restore(settings.experiment_dir, trainable=trainable, resume_unfinished=True,
                                   resume_errored=retry_failed, restart_errored=False)
+    search_alg, limit = _searcher(settings, storage), settings.max_concurrent or None
+    if settings.scheduler == "asha" and limit:  # Tune's own limit would count paused trials as running
+        search_alg, limit = SlotLimiter(search_alg, max_concurrent=limit), None
     return tune.Tuner(
         trainable,
         param_space=_param_space(settings),
-        tune_config=tune.TuneConfig(search_alg=_searcher(settings, storage), scheduler=_scheduler(settings),
-                                    num_samples=settings.trials, max_concurrent_trials=settings.max_concurrent or None,
+        tune_config=tune.TuneConfig(search_alg=search_alg, scheduler=_scheduler(settings), num_samples=settings.trials,
+                                    max_concurrent_trials=limit, reuse_actors=settings.reuse_actors,
                                     trial_dirname_creator=trial_dirname),
         run_config=_run_config(settings, verbose=verbose, pending_timeout=pending_timeout),
     )
@@ -83,19 +86,26 @@ def _searcher(settings: Settings, storage: JournalStorage) -> StudySearch:
     )
 
 
-def _scheduler(settings: Settings) -> ASHAScheduler | None:
-    """ASHA for a single objective (it stops poor trials early); FIFO for a Pareto front."""
-    if settings.objective != "single":
+def _scheduler(settings: Settings) -> MultiObjectiveASHA | None:
+    """MO-ASHA over the study's objectives (one or several) with --scheduler asha; else FIFO."""
+    if settings.scheduler != "asha":
         return None
-    metric, mode = settings.objectives[0]
-    return ASHAScheduler(time_attr="epoch", metric=metric, mode=mode, max_t=settings.epochs,
-                         grace_period=max(1, settings.epochs // 8), reduction_factor=3)
+    return MultiObjectiveASHA(settings.objectives, max_t=settings.epochs, grace_period=settings.grace_period,
+                              reduction_factor=settings.reduction_factor)
+
+
+def _rungs(settings: Settings) -> list[int]:
+    """The epochs the scheduler compares trials at: the trials measure their metrics there."""
+    if settings.scheduler != "asha":
+        return []
+    return rung_epochs(settings.epochs, settings.grace_period, settings.reduction_factor)
 
 
 def _param_space(settings: Settings) -> dict[str, Any]:
     """What every trial gets besides the sampled parameters (those come from the searcher)."""
     param_space: dict[str, Any] = {"dataset": settings.dataset, "data_root": settings.data_root,
-                                   "epochs": settings.epochs}
+                                   "epochs": settings.epochs, "precision": settings.precision,
+                                   "metrics_at": _rungs(settings)}
     param_space.update({key: getattr(settings, key) for key in _TRIAL_SETTINGS})
     param_space["objectives"] = [list(o) for o in settings.objectives]  # for the sentinels of a diverged trial
     if settings.arch is not None:

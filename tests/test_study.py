@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import optuna
+import pandas as pd
 import pytest
 from conftest import local_ray_instance
 
@@ -253,16 +254,73 @@ def test_smoke_study_of_each_space(local_ray, tmp_path, space):
 
 @pytest.mark.ray
 @pytest.mark.slow
+@pytest.mark.ray
 @pytest.mark.timeout(900)
 def test_single_objective_with_asha(local_ray, tmp_path):
     rc = launch.main(smoke(tmp_path, "--space", "beta", "--name", "asha", "--trials", "4", "--epochs", "2",
-                           "--objective", "single", "--sampler", "random"))
+                           "--objective", "single", "--sampler", "random", "--scheduler", "asha"))
     assert rc == 0
     study = journal_study(tmp_path / "asha", "asha")
     assert len(study.directions) == 1
-    assert {t.state.name for t in asked(study)} == {"COMPLETE"}  # stopped trials are complete, not pruned
+    assert {t.state.name for t in asked(study)} <= {"COMPLETE", "PRUNED"}  # a stopped trial is PRUNED
     record = json.loads((tmp_path / "asha" / "study.json").read_text())
-    assert record["objectives"] == [{"metric": "mig", "mode": "max"}]
+    assert record["objectives"] == [{"metric": "mig", "mode": "max"}] and record["scheduler"] == "asha"
+
+
+def asha_probe_space(trial: optuna.Trial) -> dict:
+    """Trial 0 learns (lr 1e-3); the others barely move (lr 1e-6), so each is dominated at epoch 1."""
+    return {"variant": "beta_vae", "latent_dim": 6, "lr": 1e-3 if trial.number == 0 else 1e-6}
+
+
+@pytest.mark.ray
+@pytest.mark.timeout(600)
+def test_mo_asha_stops_trials_at_a_rung_and_every_record_says_so(local_ray, tmp_path, monkeypatch):
+    monkeypatch.setitem(search_spaces.SPACES, "asha_probe", asha_probe_space)
+    rc = launch.main(smoke(tmp_path, "--space", "asha_probe", "--name", "mo", "--trials", "3", "--epochs", "2",
+                           "--max-concurrent", "1", "--train-images", "128"))
+    assert rc == 0
+    experiment = tmp_path / "mo"
+    record = json.loads((experiment / "study.json").read_text())
+    assert record["scheduler"] == "asha"  # 3 trials, 1 at a time: the default for a multi-objective study
+    assert record["counts"]["completed"] == 1 and record["counts"]["stopped"] == 2
+    study = journal_study(experiment, "mo")
+    assert [t.state.name for t in asked(study)] == ["COMPLETE", "PRUNED", "PRUNED"]
+    assert [t.user_attrs.get("stopped_at_epoch") for t in asked(study)] == [None, 1, 1]
+    for folder in trial_folders(experiment):
+        rows = results_of(folder)
+        number = json.loads((folder / "params.json").read_text())["optuna_number"]
+        assert [r["epoch"] for r in rows] == ([1, 2] if number == 0 else [1])
+        assert all(r["metrics_epoch"] == r["epoch"] for r in rows)  # fresh metrics at the rung
+    trials = pd.read_parquet(experiment / "trials.parquet")
+    assert sorted(zip(trials["outcome"], trials["epochs"])) == [("completed", 2), ("stopped", 1), ("stopped", 1)]
+
+
+STATE_KEYS = {"pid", "time_this_iter_s", "time_total_s", "time_since_restore", "timestamp", "date", "trial_id",
+              "epoch_time_s", "images_per_s", "checkpoint_dir_name", "iterations_since_restore", "hostname",
+              "node_ip", "node_id", "experiment_tag"}
+
+
+@pytest.mark.ray
+@pytest.mark.timeout(900)
+def test_a_reused_actor_gives_each_trial_the_results_of_a_fresh_process(local_ray, tmp_path):
+    """Two different trials one after the other, in one reused process and in fresh ones: the same
+    numbers to the last bit (everything but times and process ids)."""
+    runs = {}
+    for flag in ("--reuse-actors", "--no-reuse-actors"):
+        name = flag.removeprefix("--")
+        assert launch.main(smoke(tmp_path, "--space", "beta_tc", "--name", name, "--trials", "2",
+                                 "--max-concurrent", "1", "--train-images", "128", "--sampler", "random",
+                                 flag)) == 0
+        params = [json.loads((f / "params.json").read_text()) for f in trial_folders(tmp_path / name)]
+        assert params[0]["lr"] != params[1]["lr"]  # two different trials
+        runs[name] = {p["optuna_number"]: results_of(f) for p, f in zip(params, trial_folders(tmp_path / name))}
+    reused, fresh = runs["reuse-actors"], runs["no-reuse-actors"]
+    assert len({rows[-1]["pid"] for rows in reused.values()}) == 1  # both trials in one process
+    assert len({rows[-1]["pid"] for rows in fresh.values()}) == 2
+    for number in (0, 1):
+        for a, b in zip(reused[number], fresh[number], strict=True):
+            a, b = ({k: v for k, v in r.items() if k not in STATE_KEYS} for r in (a, b))
+            assert a == b
 
 
 # --- the mechanism that makes Optuna record FAIL ---------------------------------------------------

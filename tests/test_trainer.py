@@ -120,3 +120,44 @@ def test_config_rejects_unknown_keys_and_bad_values():
         TrainConfig(variant="vae")
     with pytest.raises(ValueError, match="batch_size"):
         TrainConfig(batch_size=1)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_reused_decoder_passes_give_the_separate_passes_step_bit_for_bit(small_data, precision):
+    """Without BatchNorm the decoder step reuses the encoder step's decoder passes: two steps of
+    Soft-Intro-TCVAE give the same losses and weights, to the last bit, as separate passes."""
+    trainers = []
+    for reuse in (True, False):
+        trainer = Trainer(config("sintro_tc", precision=precision), small_data)
+        assert trainer.reuse_decoder_passes  # the standard model has no BatchNorm
+        trainer.reuse_decoder_passes = reuse
+        x = (trainer.images[:64].float()).contiguous(memory_format=trainer.memory_format)
+        torch.manual_seed(7)
+        results = [trainer._soft_intro_step(x) for _ in range(2)]
+        trainers.append((trainer, results))
+    (a, ra), (b, rb) = trainers
+    for step_a, step_b in zip(ra, rb):
+        assert step_a.keys() == step_b.keys()
+        assert all(torch.equal(step_a[k], step_b[k]) for k in step_a)
+    for p, q in zip(a.model.state_dict().values(), b.model.state_dict().values()):
+        assert torch.equal(p, q)
+
+
+def test_precision_resolves_per_device_and_is_recorded():
+    from trainables.trainer import cpu_has_native_bf16, resolve_precision
+
+    cpu = torch.device("cpu")
+    assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16"
+    assert resolve_precision("auto", cpu) == ("bf16" if cpu_has_native_bf16() else "fp32")
+    with pytest.raises(ValueError, match="precision 'fp16' is unknown"):
+        TrainConfig(precision="fp16")
+
+
+def test_a_checkpoint_from_before_precision_loads_as_what_it_ran(small_data, tmp_path):
+    trainer = Trainer(config("beta_vae", precision="bf16"), small_data)
+    trainer.save_checkpoint(tmp_path / "trainer.pt")
+    state = torch.load(tmp_path / "trainer.pt", weights_only=False)
+    state["config"].pop("precision")
+    state["config"]["amp"] = True  # the old flag: bf16 autocast on CUDA only
+    torch.save(state, tmp_path / "old.pt")
+    assert Trainer.from_checkpoint(tmp_path / "old.pt", small_data, device="cpu").precision == "fp32"

@@ -4,12 +4,16 @@
 
 The config is every ``TrainConfig`` field the search space and the launcher set, plus the
 trial-level keys of ``TRIAL_KEYS`` (metrics schedule, objectives, bookkeeping). Each epoch:
-train, evaluate (the ``fast`` metrics after epoch 1 and every ``metrics_every`` epochs, the
-``final_metrics`` preset after the last epoch), checkpoint, and ``ray.tune.report`` a result that
-carries every key: the loss terms, every metric (carried forward between evaluations, with
-``metrics_epoch`` saying when they were measured), ``outcome``, ``node_ip``, ``node_id``,
-``hostname`` and ``gpu_share``. The last checkpoint also holds ``images/``, which are copied next to the trial's
-results as well.
+train, evaluate (the ``fast`` metrics after epoch 1, every ``metrics_every`` epochs and at the
+epochs of ``metrics_at`` -- the scheduler's rungs --, the ``final_metrics`` preset after the last
+epoch), checkpoint, and ``ray.tune.report`` a result that carries every key: the loss terms,
+every metric (carried forward between evaluations, with ``metrics_epoch`` saying when they were
+measured), ``outcome``, ``node_ip``, ``node_id``, ``hostname``, ``gpu_share`` and ``precision``
+(what TrainConfig.precision resolved to here). The last checkpoint also holds ``images/``, which
+are copied next to the trial's results as well.
+
+Tune may run trials one after another in one process (``reuse_actors``): every trial first sets
+the process-wide state it depends on as a fresh process has it (``fresh_process_state``).
 
 Divergence (``trainer.Diverged``, a NaN or Inf loss) ends the trial with one explicit result,
 ``outcome="diverged"``, ``diverged_epoch``, finite sentinel objective values and NaN loss terms,
@@ -26,6 +30,7 @@ import dataclasses
 import json
 import math
 import os
+import random
 import shutil
 import socket
 import tempfile
@@ -39,7 +44,7 @@ from ray import tune
 
 from trainables.data import Dataset, load_dataset
 from trainables.metrics.evaluate import evaluate
-from trainables.trainer import Diverged, TrainConfig, Trainer
+from trainables.trainer import Diverged, TrainConfig, Trainer, resolve_device, resolve_precision
 from trainables.vocabulary import (
     CHECKPOINT_FILE,
     DIVERGED_FILE,
@@ -77,10 +82,13 @@ def train_vae(config: dict[str, Any]) -> None:
     # trial that ends in ERROR without one is one whose worker died (the launcher: "node lost")
     objectives = [(str(m), str(mode)) for m, mode in config.get("objectives", TRIAL_KEYS["objectives"])]
     info = _placement()
-    torch.set_num_threads(max(1, int(round(info.pop("_cpus")))))
+    threads = max(1, int(round(info.pop("_cpus"))))
     state: dict[str, Any] = {"metrics": {}, "metrics_epoch": 0, "keys": []}
     try:
         train_cfg, trial = split_config(config)
+        # a reused actor carries the previous trial's process state: reset before anything is built
+        fresh_process_state(threads=threads, seed=train_cfg.seed, compiled=train_cfg.compile)
+        info["precision"] = resolve_precision(train_cfg.precision, resolve_device(train_cfg.device))
         full = load_dataset(train_cfg.dataset, root=train_cfg.data_root, image_size=train_cfg.image_size)
         train_data = _subset(full, trial["train_images"], train_cfg.seed)
         checkpoint = tune.get_checkpoint()
@@ -118,8 +126,8 @@ def train_vae(config: dict[str, Any]) -> None:
         try:
             losses = trainer.train_epoch()
             epoch, last = trainer.epoch, trainer.epoch == train_cfg.epochs
-            preset = trial["final_metrics"] if last else (
-                "fast" if epoch == 1 or epoch % max(1, trial["metrics_every"]) == 0 else None)
+            measure = epoch == 1 or epoch % max(1, trial["metrics_every"]) == 0 or epoch in trial["metrics_at"]
+            preset = trial["final_metrics"] if last else ("fast" if measure else None)
             if preset is not None:
                 state["metrics"] = _evaluate(trainer, full, preset)
                 state["metrics_epoch"] = epoch
@@ -148,6 +156,21 @@ def _checkpoint_and_report(trainer: Trainer, state: dict[str, Any], result: dict
             if os.environ.get("RAY_CHDIR_TO_TRIAL_DIR", "1") != "0":
                 shutil.copytree(folder / IMAGES_DIR, Path.cwd() / IMAGES_DIR, dirs_exist_ok=True)
         tune.report(result, checkpoint=tune.Checkpoint.from_directory(str(folder)))
+
+
+def fresh_process_state(*, threads: int, seed: int, compiled: bool = False) -> None:
+    """Set what a trial's results could depend on as a fresh process has it. With Tune's
+    `reuse_actors` one process runs trials one after another: the torch thread count, the global
+    RNGs (the Trainer seeds torch's again; numpy's and Python's are seeded so that nothing can
+    carry over) and torch.compile's caches are the process-wide state a trial touches. The data
+    set is read again by every trial; autocast and grad mode are per thread, and every trial
+    runs in a new thread."""
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+    if compiled:
+        torch.compiler.reset()
 
 
 class Resources:

@@ -55,8 +55,8 @@ class TrainConfig:
     rec_reduction: str = "sum"  # "sum" over pixels (nats) or "mean" (one reading of the report's code; "report" only)
     seed: int = 0
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
-    amp: bool = True  # bf16 autocast on CUDA; ignored on CPU
-    channels_last: bool = True  # NHWC memory layout on CUDA (faster convolutions); ignored on CPU
+    precision: str = "auto"  # "auto": bf16 on CUDA and on CPUs with native bf16, else fp32; "fp32"; "bf16"
+    channels_last: bool = True  # NHWC layout on CUDA, and on a CPU in bf16 (faster convolutions); not in fp32 on CPU
     compile: bool = False  # torch.compile the model (CUDA)
     check_every: int = 50  # steps between finiteness checks (each one syncs with the host)
 
@@ -74,6 +74,8 @@ class TrainConfig:
              f"arch {self.arch!r} is unknown: use one of {', '.join(vocab.ARCHS)}"),
             (self.dataset in vocab.DATASETS,
              f"dataset {self.dataset!r} is unknown: use one of {', '.join(vocab.DATASETS)}"),
+            (self.precision in vocab.PRECISIONS,
+             f"precision {self.precision!r} is unknown: use one of {', '.join(vocab.PRECISIONS)}"),
             (self.rec_reduction == "sum" or self.loss_form == "report",
              "rec_reduction='mean' reads the report's code: it needs loss_form='report'"),
             (self.latent_dim >= 1, f"latent_dim must be >= 1, got {self.latent_dim}"),
@@ -129,6 +131,30 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this x86 CPU computes in bf16 natively (AVX512-BF16 or AMX), so that bf16 autocast
+    speeds training up instead of emulating bf16 in float32 arithmetic."""
+    for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):  # torch >= 2.3
+        check = getattr(torch.cpu, probe, None)
+        if check is not None and check():
+            return True
+    try:  # older torch: the kernel's CPU flags
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """"fp32" or "bf16" for TrainConfig.precision on `device`: "auto" is bf16 on CUDA GPUs that
+    support it and on CPUs with native bf16 (docs/benchmarks.md has the fp32/bf16 comparison)."""
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if device.type == "cpu" and cpu_has_native_bf16() else "fp32"
+
+
 class Trainer:
     """Holds the model, the optimisers and the data on the device; `train_epoch` runs one epoch."""
 
@@ -141,9 +167,12 @@ class Trainer:
         if n < config.batch_size:
             raise ValueError(f"batch_size {config.batch_size} exceeds the data set's {n} images: lower --batch-size")
         arch = config.arch or ("standard" if self.dataset.factors is not None else "residual")
-        self.memory_format = (
-            torch.channels_last if config.channels_last and self.device.type == "cuda" else torch.contiguous_format
-        )
+        self.precision = resolve_precision(config.precision, self.device)  # "fp32" or "bf16", as it runs
+        self.use_amp = self.precision == "bf16"
+        # NHWC speeds up convolutions on a GPU, and oneDNN's bf16 ones on a CPU; the CPU's fp32
+        # path keeps the default layout, so it computes exactly what it always did.
+        nhwc = config.channels_last and (self.device.type == "cuda" or self.use_amp)
+        self.memory_format = torch.channels_last if nhwc else torch.contiguous_format
         self.model = VAE(arch=arch, channels=c, image_size=h, latent_dim=config.latent_dim)
         self.model.to(self.device, memory_format=self.memory_format)
         if config.compile:  # in place, so state_dict keys and the encoder/decoder split stay as they are
@@ -161,13 +190,18 @@ class Trainer:
         # reconstruction over pixels (docs/objectives.md, "The report's code").
         self.loss_scale = self.scale if config.loss_form == "report" else 1.0
         self.rec_unit = self.scale if config.rec_reduction == "mean" else 1.0
-        self.use_amp = config.amp and self.device.type == "cuda"
+        # Soft-Intro: the decoder step reuses the encoder step's decoder passes unless BatchNorm
+        # (running statistics) makes each pass count (_encoder_step)
+        self.reuse_decoder_passes = not self.model.batch_dependent
         self.epoch = 0
         self.step = 0
 
     # --- the objectives -------------------------------------------------------------------------
-    def _autocast(self):
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp)
+    def _autocast(self, x: torch.Tensor):
+        """bf16 autocast of the model's layers for float32 inputs. The losses are computed outside
+        it, in the input's precision (Soft-Intro's exp() terms stay float32), and a float64 model
+        (the port tests) runs as it is."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp and x.dtype == torch.float32)
 
     def _terms(self, z, mu, logvar) -> dict[str, torch.Tensor]:
         """KL, and for the TC variants the estimated MI, TC and dimension-wise KL; each (B,)."""
@@ -190,13 +224,13 @@ class Trainer:
 
     def _encode(self, x):
         """Encoder mean, log-variance and a reparameterised sample, in float32 for the losses."""
-        with self._autocast():
+        with self._autocast(x):
             mu, logvar = self.model.encode(x)
         mu, logvar = mu.to(x.dtype), logvar.to(x.dtype)
         return mu, logvar, self._sample(mu, logvar)
 
     def _decode(self, z):
-        with self._autocast():
+        with self._autocast(z):
             return self.model.decode(z).to(z.dtype)
 
     def _as_image(self, out):
@@ -211,7 +245,7 @@ class Trainer:
         noise is drawn batch by batch, so both paths use the same random numbers."""
         if self.model.batch_dependent:
             return [self._encode(x) for x in batches]
-        with self._autocast():
+        with self._autocast(batches[0]):
             mu, logvar = self.model.encode(torch.cat(batches))
         sizes, dtype = [len(x) for x in batches], batches[0].dtype
         pairs = zip(mu.to(dtype).split(sizes), logvar.to(dtype).split(sizes), strict=True)
@@ -252,11 +286,33 @@ class Trainer:
     def _soft_intro_step(self, x) -> dict[str, torch.Tensor]:
         """One encoder step then one decoder step (report eqs. (3)/(4); (5)/(6) with the TC
         regulariser), with the reference code's passes in its order (it matters for BatchNorm)."""
-        cfg, b = self.config, x.shape[0]
-        z_p = torch.randn(b, cfg.latent_dim, device=x.device, dtype=x.dtype)  # one noise batch serves both steps
+        b = x.shape[0]
+        z_p = torch.randn(b, self.config.latent_dim, device=x.device, dtype=x.dtype)  # serves both steps
+        enc = self._encoder_step(x, z_p)
+        loss_d, kl_gen = self._decoder_step(x, z_p, enc)
+        loss_e, terms, exp_elbo = enc["loss"].detach(), enc["terms"], enc["exp_elbo"]
+        kl_fake = kl_gen[b:].detach().mean()
+        return {
+            "loss": loss_e + loss_d.detach(),
+            "loss_encoder": loss_e,
+            "loss_decoder": loss_d.detach(),
+            "rec_loss": enc["rec_real"].detach().mean(),
+            **{k: v.detach().mean() for k, v in terms.items()},
+            "exp_elbo_rec": exp_elbo[:b].mean(),
+            "exp_elbo_fake": exp_elbo[b:].mean(),
+            "kl_fake": kl_fake,
+            "kl_fake_minus_real": kl_fake - terms["kl"].detach().mean(),
+        }
 
-        # Encoder step: the decoder is a frozen function (gradients pass through, no update).
-        self.model.decoder.requires_grad_(False)
+    def _encoder_step(self, x, z_p) -> dict:
+        """The encoder's update; the decoder is a fixed function (gradients pass through it, no
+        update). Its passes over the prior codes z_p and the real codes z are the decoder step's
+        as well (same codes, same decoder weights): without BatchNorm they are made once, with the
+        decoder's graph, and handed on -- the same numbers, two decoder passes fewer. With
+        BatchNorm every pass also moves the running statistics, so each step makes its own, as
+        the reference code does."""
+        cfg, reuse = self.config, self.reuse_decoder_passes
+        self.model.decoder.requires_grad_(reuse)
         fake = self._decode(z_p)
         mu, logvar, z = self._encode(x)
         out = self._decode(z)
@@ -269,14 +325,19 @@ class Trainer:
             scale=self.scale, alpha=cfg.alpha, beta_rec=cfg.beta_rec)
         loss_e = loss_e.mean()
         self.opt_e.zero_grad(set_to_none=True)
-        loss_e.backward()
+        # with the decoder's graph kept for the decoder step, only the encoder's gradients here
+        loss_e.backward(inputs=list(self.model.encoder.parameters()) if reuse else None, retain_graph=reuse)
         self.opt_e.step()
         self.model.decoder.requires_grad_(True)
+        return {"loss": loss_e, "exp_elbo": exp_elbo, "terms": terms, "rec_real": rec_real, "z": z,
+                "decoded": (fake, out) if reuse else None}
 
-        # Decoder step: the encoder is frozen; its latents are detached.
+    def _decoder_step(self, x, z_p, enc: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """The decoder's update; the encoder is frozen and its codes are constants. Returns the
+        decoder loss and the KL of the generated images' posteriors, (2B,) [rec..., fake...]."""
+        cfg = self.config
         self.model.encoder.requires_grad_(False)
-        fake = self._decode(z_p)
-        out = self._decode(z.detach())
+        fake, out = enc["decoded"] or (self._decode(z_p), self._decode(enc["z"].detach()))
         rec_real_d = self._rec(x, out)
         generated = [self._as_image(out), self._as_image(fake)]
         rec_regen, reg_gen_d, kl_gen = self._generated_terms(generated, cfg.beta_kl, detach_codes=True)
@@ -284,22 +345,11 @@ class Trainer:
             rec_real_d * self.rec_unit, reg_gen_d, rec_regen * self.rec_unit,
             scale=self.scale, gamma=cfg.gamma, gamma_r=cfg.gamma_r, beta_rec=cfg.beta_rec).mean()
         self.opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
+        # a reused pass of the real codes leads back into the encoder: only the decoder's gradients
+        loss_d.backward(inputs=list(self.model.decoder.parameters()) if enc["decoded"] else None)
         self.opt_d.step()
         self.model.encoder.requires_grad_(True)
-
-        kl_fake = kl_gen[b:].detach().mean()
-        return {
-            "loss": loss_e.detach() + loss_d.detach(),
-            "loss_encoder": loss_e.detach(),
-            "loss_decoder": loss_d.detach(),
-            "rec_loss": rec_real.detach().mean(),
-            **{k: v.detach().mean() for k, v in terms.items()},
-            "exp_elbo_rec": exp_elbo[:b].mean(),
-            "exp_elbo_fake": exp_elbo[b:].mean(),
-            "kl_fake": kl_fake,
-            "kl_fake_minus_real": kl_fake - terms["kl"].detach().mean(),
-        }
+        return loss_d, kl_gen
 
     # --- the loop -------------------------------------------------------------------------------
     def train_epoch(self) -> dict[str, float]:
@@ -369,7 +419,11 @@ class Trainer:
     def from_checkpoint(cls, path: str | Path, dataset: Dataset | None = None, **overrides) -> Trainer:
         """Rebuild a trainer from `save_checkpoint`; `overrides` may change e.g. epochs or device."""
         state = torch.load(path, map_location="cpu", weights_only=False)
-        trainer = cls(TrainConfig.from_dict({**state["config"], **overrides}), dataset)
+        config = {**state["config"], **overrides}
+        if "amp" in config:  # a checkpoint from before `precision`: bf16 autocast ran on CUDA only
+            on_cuda = resolve_device(config.get("device", "auto")).type == "cuda"
+            config.setdefault("precision", "bf16" if config.pop("amp") and on_cuda else "fp32")
+        trainer = cls(TrainConfig.from_dict(config), dataset)
         trainer.model.load_state_dict(state["model"])
         trainer.opt_e.load_state_dict(state["opt_e"])
         trainer.opt_d.load_state_dict(state["opt_d"])

@@ -61,7 +61,7 @@ LIKELIHOODS = ("bernoulli", "gaussian")  # dSprites, Ukiyo-e
 TC_ESTIMATORS = ("mss", "mws", "mss_report")  # trainables.objectives.tc_decomposition
 LOSS_FORMS = ("decomposed", "report")  # trainables.objectives.weighted_regulariser
 REC_REDUCTIONS = ("sum", "mean")  # the report's reconstruction term per image or per pixel
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16")  # TrainConfig.precision; "auto" resolves to one of the other two
 
 
 # --- metrics -----------------------------------------------------------------------------------------
@@ -190,7 +190,7 @@ class Outcome(StrEnum):
     PENDING = "pending"  # not started
     RUNNING = "running"  # reporting, not finished
     COMPLETED = "completed"  # trained all its epochs
-    STOPPED = "stopped"  # ended early by a scheduler (a rung it did not pass)
+    STOPPED = "stopped"  # ended early by a scheduler (a rung it did not pass): Optuna PRUNED, not on the front
     DIVERGED = "diverged"  # a NaN or Inf loss
     ERROR = "error"  # an exception, or its node was lost without a retry left
     INTERRUPTED = "interrupted"  # its study stopped before it ended (Ctrl-C, --pending-timeout): --resume continues it
@@ -223,6 +223,13 @@ def trial_outcome(reported: str | None, ray_status: str | None, *, errored: bool
         return Outcome.PENDING
     return Outcome.RUNNING if driver_running else Outcome.INTERRUPTED
 
+# Schedulers of a study (the launcher's --scheduler): every trial to its last epoch, or MO-ASHA
+# (study.scheduler), which stops trials at rungs. A stopped trial is told to Optuna as PRUNED
+# with these user attributes: the epoch it stopped at, and its objective values there.
+SCHEDULERS = ("fifo", "asha")
+STOPPED_AT_EPOCH = "stopped_at_epoch"
+VALUES_AT_STOP = "values_at_stop"
+
 CONFIG_GROUP = "config_group"  # trial key: the Optuna number of the first seed of its configuration
 OPTUNA_NUMBER = "optuna_number"  # trial key: the trial's own number in the Optuna study
 # Optuna user attributes of a trial, set before it is told (Optuna never changes a finished trial).
@@ -234,6 +241,7 @@ REQUEUED_FROM = "requeued_from"  # a queued copy of trial n, asked by a killed d
 # Settings of a trial that are not TrainConfig fields, with their defaults.
 TRIAL_KEYS: dict[str, object] = {
     "metrics_every": 1,  # the fast metrics every k epochs (and always after epoch 1)
+    "metrics_at": [],  # and at these epochs: the scheduler's rungs, where trials are compared
     "final_metrics": "full",  # evaluate() preset after the last epoch
     "train_images": 0,  # 0: all images; n: a fixed random subset of n images
     "objectives": [["mig", "max"], ["rec_loss", "min"]],  # [metric, "max" | "min"], for the sentinels
@@ -242,8 +250,8 @@ TRIAL_KEYS: dict[str, object] = {
 }
 METRIC_PRESETS = ("fast", "full")  # trainables.metrics.evaluate.PRESETS
 
-# Where a trial ran, reported with every result.
-PLACEMENT_KEYS = ("node_ip", "node_id", "hostname", "gpu_share")
+# Where and how a trial ran, reported with every result ("precision": "fp32" or "bf16", as resolved there).
+PLACEMENT_KEYS = ("node_ip", "node_id", "hostname", "gpu_share", "precision")
 NODE_LABEL = "node"  # column / study.json key of node_label()
 
 
