@@ -19,13 +19,13 @@ from pathlib import Path
 import optuna
 import pytest
 
-from study import lock as lock_module
 from study.lock import StudyLock, read_holder
 from study.progress import PendingWatch, RayLog
 from study.ray_state import correct_ended, read_ray_trials
 from study.reconcile import count, judge
 from study.searcher import StudySearch, fail_orphans
 from study.settings import LaunchError
+from trainables import lock_holder
 from trainables.vocabulary import NODE_LOST, Outcome, node_label, trial_outcome
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -160,7 +160,7 @@ def test_a_reused_pid_is_not_the_launch_that_took_the_lock(tmp_path, monkeypatch
     path.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started_at": "x",
                                 "process_start": "1"}))  # this pid, but a process that started at tick 1
     assert read_holder(path).alive is False
-    monkeypatch.setattr(lock_module, "_process_start", lambda pid: None)  # where /proc is absent: trust the pid
+    monkeypatch.setattr(lock_holder, "process_start", lambda pid: None)  # where /proc is absent: trust the pid
     assert read_holder(path).alive is True
 
 
