@@ -262,10 +262,12 @@ def _good_checkpoint() -> Path:
 
 
 def _damaged_experiment(tmp: Path) -> None:
-    """An experiment folder whose one trial's result.json ends half-way through a line."""
+    """An experiment folder of a --space paper study whose one trial's result.json ends half-way
+    through a line."""
     folder = tmp / "damaged" / "trial_0000_beta_vae_s0_abc12345"
     folder.mkdir(parents=True)
-    (tmp / "damaged" / "study.json").write_text(json.dumps({"name": "damaged", "space": "beta", "status": "completed"}))
+    record = {"name": "damaged", "space": "paper", "status": "completed"}
+    (tmp / "damaged" / "study.json").write_text(json.dumps(record))
     (folder / "params.json").write_text(json.dumps({"variant": "beta_vae", "seed": 0, "optuna_number": 0}))
     row = {"epoch": 1, "outcome": "completed", "mig": 0.1, "rec_loss": 100.0, "trial_id": "abc12345"}
     (folder / "result.json").write_text(json.dumps(row)[:30])
