@@ -521,9 +521,10 @@ def test_a_study_where_every_trial_fails_exits_1_and_says_so(local_ray, tmp_path
 
 # --- 5. bad input: one line, exit 2, no traceback, nothing written -------------------------------------
 # The catalogue is tests/bad_inputs.py (also the source of docs/reliability.md's table). Cases that
-# need a cluster are in test_cluster_preflight_...; the analysis package's cases are its own.
+# need a cluster are in test_cluster_preflight_...; a damaged experiment is not bad input (below,
+# test_the_report_of_a_damaged_experiment_...).
 LOCAL_CASES = [pytest.param(c, id=c.id, marks=[pytest.mark.ray] if c.subprocess else [])  # a process of its own
-               for c in bad_inputs.CASES if not c.cluster and not c.analysis]
+               for c in bad_inputs.CASES if not c.cluster and not c.damaged]
 
 
 @pytest.fixture(scope="module")
