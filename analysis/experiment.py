@@ -78,6 +78,7 @@ class Experiment:
     conditional: tuple[str, ...] = ()          # searched parameters some trials do not have
     notes: list[str] = field(default_factory=list)  # what could not be read, one line each
     damaged: list[Damage] = field(default_factory=list)  # damaged files; their trials are `unreadable`
+    launch_runs: bool = False                  # a launch ran the study when it was read: unfinished trials run
     # (pyarrow filesystem, root) of `path`, opened on the first image read: an object store's
     # filesystem is slow to open (it may look up the bucket's region), so it is opened once.
     _fs: Any = field(default=None, repr=False, compare=False)

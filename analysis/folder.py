@@ -29,16 +29,20 @@ from analysis.tables import (
 )
 from study.ray_state import RayTrial, read_ray_trials
 from trainables import storage
+from trainables.lock_holder import launch_runs, read_holder
 from trainables.vocabulary import (
     DEFAULT_SCORE,
     DISENTANGLEMENT_METRICS,
     ERROR_FILE,
     IMAGES_DIR,
     JOURNAL_FILE,
+    LOCK_FILE,
     PARAMS_FILE,
     RECONSTRUCTION,
+    RECORD_TRIALS,
     RESULT_FILE,
     STUDY_FILE,
+    StudyStatus,
 )
 
 _CHECKPOINT_PREFIX = "checkpoint_"  # Ray Tune's checkpoint folders: checkpoint_000000, ...
@@ -49,7 +53,9 @@ def load_experiment(path: str | os.PathLike) -> Experiment:
     """Read an experiment folder (local path or ``s3://bucket/prefix``) into an Experiment.
 
     Works on a study still running: trials without results yet appear as ``pending`` or
-    ``running``, and a result line being written is ignored. A damaged file (a result.json cut
+    ``running``, and a result line being written is ignored; once no launch runs the study, an
+    unfinished trial is ``interrupted``, and the launcher's verdicts in study.json (``trials``)
+    decide each trial's outcome and Optuna trial. A damaged file (a result.json cut
     off or corrupt in a trial that no longer runs, a params.json, study.json or journal that is
     not JSON) is listed in ``Experiment.damaged`` and its trial becomes ``unreadable``. Raises
     ExperimentError (one line) when the path is missing or holds no experiment.
@@ -60,7 +66,11 @@ def load_experiment(path: str | os.PathLike) -> Experiment:
     names = {e.base_name for e in entries}
     study, damaged = _study_record(fs, root, names)
     ray = read_ray_trials(path) or {}
-    records = _trial_records(fs, root, entries, ray, study_running=study.get("status") in (None, "running"))
+    running = _launch_runs(text, root, study)
+    records = _trial_records(fs, root, entries, ray, study_running=running)
+    verdicts = _verdicts(study)
+    for rec in records:
+        rec.verdict = verdicts.get(rec.trial_id)
     if not ({STUDY_FILE, JOURNAL_FILE} & names or any(r.trial_dir for r in records) or ray):
         raise ExperimentError(f"{text!r} is not an experiment folder: no {STUDY_FILE}, {JOURNAL_FILE} or trial "
                               f"folders with {PARAMS_FILE}/{RESULT_FILE}; {_HOW}")
@@ -71,7 +81,7 @@ def load_experiment(path: str | os.PathLike) -> Experiment:
 
     metrics = metric_keys(records)
     objs = objectives(study, metrics, n_directions)
-    rows = trial_rows(records, metrics)
+    rows = trial_rows(records, metrics, launch_runs=running)
     match_optuna(rows, frozen)
     trials = trials_frame(rows, metrics, study, [(o.metric, o.direction == "maximize") for o in objs])
     searched = union_distributions(frozen) or infer_distributions(trials)
@@ -80,7 +90,7 @@ def load_experiment(path: str | os.PathLike) -> Experiment:
     return Experiment(path=text, name=name, study=study, trials=trials,
                       history=with_params(history, trials, list(searched)), objectives=objs, searched=searched,
                       conditional=conditional_params(searched, frozen),
-                      notes=[f"{d.file}: {d.problem}" for d in damaged], damaged=damaged)
+                      notes=[f"{d.file}: {d.problem}" for d in damaged], damaged=damaged, launch_runs=running)
 
 
 def _study_record(fs: pafs.FileSystem, root: str, names: set[str]) -> tuple[dict[str, Any], list[Damage]]:
@@ -91,6 +101,28 @@ def _study_record(fs: pafs.FileSystem, root: str, names: set[str]) -> tuple[dict
     if isinstance(study, dict):
         return study, []
     return {}, [Damage(STUDY_FILE, "not a JSON object; the study's settings and objectives are not shown")]
+
+
+def _launch_runs(text: str, root: str, study: dict[str, Any]) -> bool:
+    """Whether a launch runs the study now. Without a study.json nothing says otherwise: Ray's
+    word stands. On object storage the lock stays next to the journal on the launch's machine
+    (--journal-dir): study.json's word stands."""
+    if not study:
+        return True
+    if storage.is_remote(text):
+        return study.get("status") == StudyStatus.RUNNING.value
+    return launch_runs(study.get("status"), read_holder(storage.join(root, LOCK_FILE)))
+
+
+def _verdicts(study: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """study.json's ``trials`` by trial id, when the last run wrote them as it ended; a run that
+    was killed, failed or Ctrl-C'd twice leaves the previous run's, which are out of date."""
+    runs = study.get("runs")
+    last_run = runs[-1] if isinstance(runs, list) and runs and isinstance(runs[-1], dict) else {}
+    entries = study.get(RECORD_TRIALS)
+    if last_run.get("status") != study.get("status") or not isinstance(entries, list):
+        return {}
+    return {str(e["trial_id"]): e for e in entries if isinstance(e, dict) and e.get("trial_id")}
 
 
 def _open(text: str) -> tuple[pafs.FileSystem, str]:

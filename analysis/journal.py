@@ -14,12 +14,12 @@ import pyarrow.fs as pafs
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 
 from analysis.experiment import one_line
 from analysis.tables import finite
 from trainables import storage
-from trainables.vocabulary import JOURNAL_FILE, TRIAL_KEYS
+from trainables.vocabulary import JOURNAL_FILE, OPTUNA_NUMBER, RETRY_OF, TRIAL_KEYS
 
 # Configuration keys that are not parameters of the model: never "searched".
 _BOOKKEEPING = frozenset({*TRIAL_KEYS, "seed", "data_root", "device"})
@@ -53,28 +53,40 @@ def read_journal(fs: pafs.FileSystem, root: str, name: str) -> tuple[list[Frozen
 
 
 def match_optuna(rows: list[dict[str, Any]], frozen: list[FrozenTrial]) -> None:
-    """Give each Ray trial row (``optuna_number``, ``optuna_state``) of its Optuna trial: by the
-    number the launcher puts into the trial's config, else the first free trial whose parameters
-    the config holds (launch order breaks ties: one configuration enqueued for several seeds)."""
-    free = sorted(frozen, key=lambda t: t.number)
-    by_number = {t.number: t for t in free}
+    """Give each Ray trial row (``optuna_number``, ``optuna_state``, ``retry_of``) of its Optuna
+    trial: the launcher's verdict's number, else the number it put into the trial's config --
+    where --retry-failed trained a FAIL trial to the end, the COMPLETE trial that supersedes it
+    (``RETRY_OF``) --, else the first free trial whose parameters the config holds (launch order
+    breaks ties: one configuration enqueued for several seeds)."""
+    by_number = {t.number: t for t in frozen}
+    retries = {t.user_attrs[RETRY_OF]: t for t in frozen
+               if t.state == TrialState.COMPLETE and isinstance(t.user_attrs.get(RETRY_OF), int)}
+    taken: set[int] = set()
     for row in rows:
-        n = row["_config"].get("optuna_number")
-        if finite(n) and int(n) in by_number and by_number[int(n)] in free:
-            _take(row, by_number[int(n)], free)
+        n = row["optuna_number"] if row["optuna_number"] is not None else row["_config"].get(OPTUNA_NUMBER)
+        trial = by_number.get(int(n)) if finite(n) else None
+        if trial is None or trial.number in taken:
+            row["optuna_number"] = None
+            continue
+        if trial.state == TrialState.FAIL and trial.number in retries:
+            row["retry_of"], trial = trial.number, retries[trial.number]
+        if row["retry_of"] is not None:
+            taken.add(int(row["retry_of"]))  # the superseded FAIL trial is no other row's
+        _take(row, trial, taken)
+    free = [t for t in sorted(frozen, key=lambda t: t.number) if t.number not in taken]
     for row in rows:
         if row["optuna_number"] is not None:
             continue
         cfg = row["_config"]
-        match = next((t for t in free if t.params and all(k in cfg and _same(cfg[k], v) for k, v in t.params.items())),
-                     None)
+        match = next((t for t in free if t.number not in taken and t.params
+                      and all(k in cfg and _same(cfg[k], v) for k, v in t.params.items())), None)
         if match is not None:
-            _take(row, match, free)
+            _take(row, match, taken)
 
 
-def _take(row: dict[str, Any], trial: FrozenTrial, free: list[FrozenTrial]) -> None:
+def _take(row: dict[str, Any], trial: FrozenTrial, taken: set[int]) -> None:
     row["optuna_number"], row["optuna_state"] = trial.number, trial.state.name
-    free.remove(trial)
+    taken.add(trial.number)
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -88,6 +88,9 @@ def _check(exp: Experiment) -> None:
     if space not in (None, _SPACE):
         raise ExperimentError(f"{exp.name} is a study of --space {space}: its variants mix searched "
                               f"configurations; analysis.paper compares the report's fixed ones (run --space {_SPACE})")
+    if not (exp.trials["outcome"] == _COMPLETED).any() and exp.damaged:
+        first = exp.damaged[0]
+        raise ExperimentError(f"{exp.name} has no completed trial that can be read: {first.file}: {first.problem}")
     if not (exp.trials["outcome"] == _COMPLETED).any():
         raise ExperimentError(f"{exp.name} has no completed trial yet: wait for the study, or resume it "
                               "with python -m study.launch --resume")
@@ -404,10 +407,8 @@ def main(argv: list[str] | None = None) -> int:
     p = parser("python -m analysis.paper", "Tables and figures of a --space paper study (the report's comparison).")
     p.add_argument("--out", default=None, help="folder to write (default: EXPERIMENT/paper)")
     p.add_argument("--no-png", action="store_true", help="skip the PNG export of the Plotly figures")
-    args = p.parse_args(argv)
-    return run_command(args.experiment, lambda exp: write_paper(args.experiment, args.out, png=not args.no_png,
-                                                                experiment=exp),
-                       "the paper outputs", allow_damaged=args.allow_damaged)
+    return run_command(p, argv, lambda args, exp: write_paper(args.experiment, args.out, png=not args.no_png,
+                                                              experiment=exp), "the paper outputs")
 
 
 if __name__ == "__main__":

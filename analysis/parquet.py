@@ -59,6 +59,7 @@ def read_results(path: str | os.PathLike, *, experiment_path: str | None = None)
         searched={k: json_to_distribution(v) for k, v in meta.get("searched", [])},
         conditional=tuple(meta.get("conditional", [])),
         notes=list(meta.get("notes", [])),
+        launch_runs=bool(meta.get("launch_runs", False)),
     )
 
 
@@ -78,6 +79,7 @@ def _metadata(exp: Experiment) -> bytes:
         "searched": [[k, distribution_to_json(d)] for k, d in exp.searched.items()],
         "conditional": list(exp.conditional),
         "notes": exp.notes,
+        "launch_runs": exp.launch_runs,
     }, sort_keys=True, default=str).encode()
 
 

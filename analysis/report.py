@@ -220,10 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--image-budget-mb", type=float, default=IMAGE_BUDGET / 1e6,
                    help="megabytes of trial images to embed, most interesting trials first; the others are linked "
                         f"from the experiment folder (default {IMAGE_BUDGET / 1e6:g})")
-    args = p.parse_args(argv)
-    return run_command(args.experiment, lambda exp: write_report(
+    return run_command(p, argv, lambda args, exp: write_report(
         args.experiment, args.out, parquet=not args.no_parquet, experiment=exp,
-        image_budget=int(args.image_budget_mb * 1e6)), "the report", allow_damaged=args.allow_damaged)
+        image_budget=int(args.image_budget_mb * 1e6)), "the report")
 
 
 if __name__ == "__main__":

@@ -15,8 +15,8 @@ from trainables.vocabulary import DISENTANGLEMENT_METRICS, METRICS, RECONSTRUCTI
 
 # The outcomes in the header's order: the finished ones first, then what is still to come.
 OUTCOME_ORDER = tuple(o.value for o in (Outcome.COMPLETED, Outcome.STOPPED, Outcome.DIVERGED, Outcome.ERROR,
-                                        Outcome.UNREADABLE, Outcome.RUNNING, Outcome.PENDING))
-_UNFINISHED = (Outcome.RUNNING.value, Outcome.PENDING.value)
+                                        Outcome.UNREADABLE, Outcome.RUNNING, Outcome.INTERRUPTED, Outcome.PENDING))
+_UNFINISHED = (Outcome.RUNNING.value, Outcome.INTERRUPTED.value, Outcome.PENDING.value)
 
 
 def fmt(v: Any) -> str:
@@ -59,15 +59,15 @@ def header(exp: Experiment) -> str:
 
 
 def _banner(exp: Experiment, counts: dict[str, int]) -> str:
-    status = exp.study.get("status")
-    running = sum(counts.get(o, 0) for o in _UNFINISHED)
-    if running and status in (None, "running"):
-        return (f'<p class="banner">The study is still running ({running} trials running or pending): '
+    unfinished = sum(counts.get(o, 0) for o in _UNFINISHED)
+    if not unfinished:
+        return ""
+    if exp.launch_runs:
+        return (f'<p class="banner">The study is still running ({unfinished} trials running or pending): '
                 "values of running trials may still change; run the report again for newer results.</p>")
-    if running:
-        return (f'<p class="banner">The study is {html.escape(str(status))} with {running} trials '
-                "unfinished; resume it with python -m study.launch --resume to complete them.</p>")
-    return ""
+    # study.json says `running` after a killed driver: say what is known, that no launch runs it
+    return (f'<p class="banner">No launch runs the study now ({unfinished} trials interrupted or pending); '
+            "resume it with python -m study.launch --resume to complete them.</p>")
 
 
 def _table_columns(exp: Experiment) -> list[tuple[str, str]]:

@@ -12,9 +12,8 @@ from analysis.parquet import write_results
 def main(argv: list[str] | None = None) -> int:
     p = parser("python -m analysis.results", "Write trials.parquet and history.parquet for an experiment.")
     p.add_argument("--out", default=None, help="folder to write to (default: the experiment folder)")
-    args = p.parse_args(argv)
-    return run_command(args.experiment, lambda exp: write_results(args.experiment, args.out, experiment=exp),
-                       "the tables", allow_damaged=args.allow_damaged)
+    return run_command(p, argv, lambda args, exp: write_results(args.experiment, args.out, experiment=exp),
+                       "the tables")
 
 
 if __name__ == "__main__":

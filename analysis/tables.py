@@ -4,6 +4,8 @@
 every column is described in docs/analysis.md, "The tables". A trial arrives as a
 :class:`TrialRecord` (analysis.folder reads it); :func:`trial_rows` and :func:`history_rows`
 turn records into plain rows, :func:`trials_frame` and :func:`history_frame` into typed frames.
+A trial's outcome is the launcher's verdict in study.json when its last run wrote one, else
+vocabulary.trial_outcome on its files: the rule behind every record (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -23,13 +25,18 @@ from study.ray_state import RayTrial
 from trainables.vocabulary import (
     CONFIG_GROUP,
     DISENTANGLEMENT_METRICS,
+    ERROR_ATTR,
     FAILED_OUTCOMES,
     IMAGE_KINDS,
     LOSS_TERMS,
     METRICS,
+    NODE_LOST,
     OPTUNA_NUMBER,
+    OUTCOME_ATTR,
     PLACEMENT_KEYS,
+    RAY_ERROR,
     REPORT_KEYS,
+    RETRY_OF,
     SAMPLE_METRICS,
     SCORED_OUTCOMES,
     UNSUPERVISED_METRICS,
@@ -38,11 +45,13 @@ from trainables.vocabulary import (
     kl_dim_latent,
     metrics_of,
     node_label,
+    trial_outcome,
 )
 
 TRIAL_COLUMNS = (
-    "trial_id", "trial_dir", "trial_number", "optuna_number", "optuna_state", "variant", "seed",
+    "trial_id", "trial_dir", "trial_number", "optuna_number", "optuna_state", "retry_of", "variant", "seed",
     "config_group", "outcome", "pareto_rank", "on_front", "ray_status", "diverged", "diverged_epoch", "error",
+    RAY_ERROR,
     "epochs", "n_reports", "wall_time_s", "started_at", "ended_at", "node_ip", "node_id", "node", "hostname",
     "gpu_share", "retries", "restarts",
 )
@@ -61,7 +70,7 @@ RAY_KEYS = frozenset({
 })
 # "seed" is a configuration key, never a measurement, whatever a report carries.
 _NOT_METRICS = RAY_KEYS | set(REPORT_KEYS) | set(PLACEMENT_KEYS) | {"seed"}
-_FINAL_OUTCOMES = (Outcome.COMPLETED.value, *FAILED_OUTCOMES)  # a trial's last word on itself
+_OUTCOMES = frozenset(o.value for o in Outcome)
 _EVALUATED = (Family.DISENTANGLEMENT, Family.UNSUPERVISED, Family.SAMPLES)
 _THROUGHPUT = metrics_of(Family.THROUGHPUT)
 
@@ -78,6 +87,7 @@ class TrialRecord:
     images: dict[str, str]         # kind -> path of the final PNG relative to the experiment
     error_file: str | None         # the last line of the trial's error file
     damaged: tuple[str, ...] = ()  # one line per damaged file of the trial: its outcome is `unreadable`
+    verdict: dict[str, Any] | None = None  # its entry in study.json's trials, when the last run wrote them
 
 
 # --- metrics --------------------------------------------------------------------------------------
@@ -110,10 +120,12 @@ def metric_keys(records: Sequence[TrialRecord]) -> list[str]:
 
 
 # --- trials.parquet -------------------------------------------------------------------------------
-def trial_rows(records: Sequence[TrialRecord], metrics: Sequence[str]) -> list[dict[str, Any]]:
+def trial_rows(records: Sequence[TrialRecord], metrics: Sequence[str], *, launch_runs: bool
+               ) -> list[dict[str, Any]]:
     """One row per trial in launch order, numbered from 0; ``_config`` and ``_tag`` ride along
-    for matching the Optuna trials."""
-    rows = sorted((_trial_row(rec, metrics) for rec in records), key=_launch_order)
+    for matching the Optuna trials. `launch_runs`: a launch runs the study now (else no trial is
+    `running`: unfinished ones are `interrupted`)."""
+    rows = sorted((_trial_row(rec, metrics, launch_runs) for rec in records), key=_launch_order)
     for i, row in enumerate(rows):
         row["trial_number"] = i
     return rows
@@ -126,21 +138,20 @@ def _launch_order(row: dict[str, Any]) -> tuple:
     return (int(m.group(1)) if m else 1 << 30, row["started_at"] or math.inf, row["trial_id"])
 
 
-def _trial_row(rec: TrialRecord, metrics: Sequence[str]) -> dict[str, Any]:
+def _trial_row(rec: TrialRecord, metrics: Sequence[str], launch_runs: bool) -> dict[str, Any]:
     results, config = rec.results, rec.config
     last = results[-1] if results else {}
     ray = rec.ray or RayTrial(rec.trial_id, None, None, None, None, None, None, None)
-    error = next((r["error"] for r in reversed(results) if isinstance(r.get("error"), str) and r["error"]),
-                 None) or rec.error_file
-    outcome = Outcome.UNREADABLE.value if rec.damaged else _outcome(last.get("outcome"), ray.status, bool(results),
-                                                                     error)
+    outcome, error, ray_error = _outcome(rec, last, ray, launch_runs)
+    verdict = rec.verdict or {}
     start = _start_time(ray, results)
     row: dict[str, Any] = {
         "trial_id": rec.trial_id, "trial_dir": rec.trial_dir, "_tag": ray.tag, "_config": config,
-        "optuna_number": None, "optuna_state": None,
+        "optuna_number": verdict.get(OPTUNA_NUMBER), "optuna_state": None, "retry_of": verdict.get(RETRY_OF),
         "variant": config.get("variant"), "seed": config.get("seed"), "config_group": config.get("config_group"),
         "outcome": outcome, "ray_status": ray.status, "diverged": outcome == Outcome.DIVERGED.value,
         "diverged_epoch": _diverged_epoch(results), "error": error,
+        RAY_ERROR: ray_error,
         "epochs": int(last["epoch"]) if finite(last.get("epoch")) else None,
         "n_reports": len(results),
         "wall_time_s": float(last["time_total_s"]) if finite(last.get("time_total_s")) else None,
@@ -155,17 +166,24 @@ def _trial_row(rec: TrialRecord, metrics: Sequence[str]) -> dict[str, Any]:
     return row
 
 
-def _outcome(last: Any, status: str | None, has_results: bool, error: str | None) -> str:
-    """The trial's own last word when final, else what Ray's status says."""
-    if last in _FINAL_OUTCOMES:
-        return last
-    if status == "ERROR" or (error and status not in ("RUNNING", "PENDING")):
-        return Outcome.ERROR.value
-    if not has_results:
-        return (Outcome.PENDING if status in (None, "PENDING", "PAUSED") else Outcome.RUNNING).value
-    if status == "TERMINATED":
-        return Outcome.STOPPED.value  # ended by a scheduler (ASHA) before its last epoch
-    return Outcome.RUNNING.value
+def _outcome(rec: TrialRecord, last: dict[str, Any], ray: RayTrial, launch_runs: bool
+             ) -> tuple[str, str | None, str | None]:
+    """(outcome, error, Ray's own error): `unreadable` for a damaged file, else the launcher's
+    verdict, else the one rule on the trial's files -- a failed trial's error is its own words,
+    or NODE_LOST when Ray ended it with an error it never reported."""
+    if rec.damaged:
+        return Outcome.UNREADABLE.value, None, None
+    verdict = rec.verdict or {}
+    if verdict.get(OUTCOME_ATTR) in _OUTCOMES:
+        return verdict[OUTCOME_ATTR], verdict.get(ERROR_ATTR), verdict.get(RAY_ERROR)
+    reported = last.get("outcome") if isinstance(last.get("outcome"), str) else None
+    # Ray's error file, with Ray not saying the trial still runs: Ray ended it with an error.
+    errored = ray.status == "ERROR" or (rec.error_file is not None and ray.status not in ("RUNNING", "PENDING"))
+    outcome = trial_outcome(reported, ray.status, errored=errored, driver_running=launch_runs).value
+    if outcome not in FAILED_OUTCOMES:
+        return outcome, None, None
+    said = last.get("error") if reported in FAILED_OUTCOMES and isinstance(last.get("error"), str) else None
+    return outcome, said or NODE_LOST, rec.error_file
 
 
 def _diverged_epoch(results: list[dict[str, Any]]) -> int | None:
@@ -259,11 +277,11 @@ def _fixed_trial_columns(rows: list[dict[str, Any]]) -> dict[str, pd.Series]:
         return [r.get(k) for r in rows]
 
     cols: dict[str, pd.Series] = {}
-    for k in ("trial_id", "trial_dir", "variant", "outcome", "ray_status", "error", "node_ip", "node_id", "node",
-              "hostname", "optuna_state"):
+    for k in ("trial_id", "trial_dir", "variant", "outcome", "ray_status", "error", RAY_ERROR, "node_ip", "node_id",
+              "node", "hostname", "optuna_state"):
         cols[k] = _text(get(k))
-    for k in ("trial_number", "optuna_number", "seed", "config_group", "pareto_rank", "diverged_epoch", "epochs",
-              "n_reports", "retries", "restarts"):
+    for k in ("trial_number", "optuna_number", "retry_of", "seed", "config_group", "pareto_rank", "diverged_epoch",
+              "epochs", "n_reports", "retries", "restarts"):
         cols[k] = _integers(get(k))
     for k in ("diverged", "on_front"):
         cols[k] = pd.Series(get(k), dtype="bool")

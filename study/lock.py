@@ -9,8 +9,9 @@
 The lock holds the pid, host, start time and command line of the launch. A lock whose process is
 gone from this host is stale (a SIGKILLed driver, a lost head): the next launch takes it over
 and says so. A lock of another host cannot be checked from here and is always respected; the
-message names the file to delete once that launch is known to be gone. The analysis reads it
-too: a study.json that says `running` while its lock is stale or absent was killed.
+message names the file to delete once that launch is known to be gone. Who holds a lock and
+whether it lives is trainables.lock_holder's, which the analysis reads too: a study.json that
+says `running` while its lock is stale or absent was left by a killed driver.
 """
 
 from __future__ import annotations
@@ -22,68 +23,11 @@ import json
 import os
 import socket
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from study.settings import LaunchError
+from trainables.lock_holder import Holder, process_start, read_holder
 from trainables.storage import FILE_MODE
-
-
-def _process_start(pid: int) -> str | None:
-    """The start time of process `pid` in clock ticks since boot (Linux), to tell a reused pid."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
-@dataclass(frozen=True)
-class Holder:
-    """Who holds a lock, as written in it."""
-
-    pid: int
-    host: str
-    started_at: str
-    argv: list[str] = field(default_factory=list)
-    process_start: str | None = None
-    token: str = ""
-
-    @property
-    def here(self) -> bool:
-        return self.host == socket.gethostname()
-
-    @property
-    def alive(self) -> bool:
-        """True unless the process is known to be gone (only knowable on its own host)."""
-        if not self.here:
-            return True
-        if self.pid <= 0:  # a damaged lock file
-            return False
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:  # another user's live process
-            return True
-        start = _process_start(self.pid)
-        return self.process_start is None or start is None or start == self.process_start
-
-    def describe(self) -> str:
-        return f"pid {self.pid} on {self.host}, started {self.started_at}"
-
-
-def read_holder(path: str | os.PathLike) -> Holder | None:
-    """The holder written in a lock file; None when there is no lock. A damaged lock file (a
-    launch killed while writing it) reads as a holder with pid 0 on this host: stale."""
-    try:
-        data = json.loads(Path(path).read_text())
-        return Holder(pid=int(data["pid"]), host=str(data["host"]), started_at=str(data["started_at"]),
-                      argv=list(data.get("argv", [])), process_start=data.get("process_start"),
-                      token=str(data.get("token", "")))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, KeyError, TypeError):
-        return Holder(pid=0, host=socket.gethostname(), started_at="?")
 
 
 class StudyLock:
@@ -146,7 +90,7 @@ class StudyLock:
     def _holder(self, argv: list[str]) -> Holder:
         return Holder(pid=os.getpid(), host=socket.gethostname(),
                       started_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), argv=list(argv),
-                      process_start=_process_start(os.getpid()), token=uuid.uuid4().hex)
+                      process_start=process_start(os.getpid()), token=uuid.uuid4().hex)
 
     def _make_parent(self) -> None:
         missing = []

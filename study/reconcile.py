@@ -41,6 +41,7 @@ from trainables.vocabulary import (
     NODE_LOST,
     OPTUNA_NUMBER,
     OUTCOME_ATTR,
+    RAY_ERROR,
     RECORD_TRIAL_KEYS,
     RETRY_OF,
     SCORED_OUTCOMES,
@@ -71,7 +72,7 @@ class Verdict:
         """study.json's entry (vocabulary.RECORD_TRIAL_KEYS)."""
         values = {"trial_id": self.trial_id, "trial_dir": self.trial_dir, OPTUNA_NUMBER: self.optuna_number,
                   "optuna_state": self.optuna_state, RETRY_OF: self.retry_of, OUTCOME_ATTR: self.outcome,
-                  ERROR_ATTR: self.error, "ray_status": self.ray_status, "ray_error": self.ray_error,
+                  ERROR_ATTR: self.error, "ray_status": self.ray_status, RAY_ERROR: self.ray_error,
                   NODE_ATTR: self.node_id, "node": self.node}
         return {k: values[k] for k in RECORD_TRIAL_KEYS}
 

@@ -29,8 +29,10 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import pickle
 import random
+import socket
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -346,6 +348,9 @@ def make_experiment(root: Path | str, name: str = "exp", trials: list[FakeTrial]
             "ended_at": None if unfinished else "2026-11-28T08:00:00+00:00",
             "status": "running" if unfinished else "completed",
         }, indent=2, sort_keys=True))
+        if unfinished:  # a launch runs it: this process holds its lock
+            (exp / "study.lock").write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                                        "started_at": "2026-11-28T07:30:00+00:00"}))
     return exp
 
 

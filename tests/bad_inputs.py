@@ -50,7 +50,9 @@ class Case:
     setup: str | None = None  # a preparation of SETUPS
     cluster: bool = False  # needs CLUSTER
     subprocess: bool = False  # tests run it as a real process (the console as a user sees it)
-    analysis: bool = False  # the analysis side of issue 14: checked by the table, not by these tests
+    # Not bad input but a damaged experiment: the outputs are written, exit 1, one line per damaged
+    # file (docs/analysis.md); in the table, checked by test_the_report_of_a_damaged_experiment_...
+    damaged: bool = False
 
 
 def _c(id_: str, tool: str, argv: str, needle: str, group: str, **kw) -> Case:
@@ -202,12 +204,12 @@ CASES: list[Case] = [
        subprocess=True),
     _c("yaml-invalid", "validate", "TMP/c.yaml", "0.5 is not of type 'integer'", "cluster config",
        setup="invalid-yaml"),
-    # --- the analysis of a damaged experiment (the analysis package's side of issue 14) --------------
-    _c("report-missing", "report", "TMP/none", "does not exist", "analysis", analysis=True),
+    # --- the analysis commands, and a damaged experiment ---------------------------------------------
+    _c("report-missing", "report", "TMP/none", "does not exist", "analysis"),
+    _c("report-bad-flag", "report", "TMP/none --budget 3", "unrecognized arguments: --budget", "analysis"),
     _c("report-truncated-result", "report", "TMP/damaged", "unreadable", "analysis", setup="damaged-experiment",
-       analysis=True),
-    _c("paper-truncated-result", "paper", "TMP/damaged", "unreadable", "analysis", setup="damaged-experiment",
-       analysis=True),
+       damaged=True),
+    _c("paper-truncated-result", "paper", "TMP/damaged", "unreadable", "analysis", setup="damaged-experiment"),
 ]
 
 
@@ -262,10 +264,12 @@ def _good_checkpoint() -> Path:
 
 
 def _damaged_experiment(tmp: Path) -> None:
-    """An experiment folder whose one trial's result.json ends half-way through a line."""
+    """An experiment folder of a --space paper study whose one trial's result.json ends half-way
+    through a line."""
     folder = tmp / "damaged" / "trial_0000_beta_vae_s0_abc12345"
     folder.mkdir(parents=True)
-    (tmp / "damaged" / "study.json").write_text(json.dumps({"name": "damaged", "space": "beta", "status": "completed"}))
+    record = {"name": "damaged", "space": "paper", "status": "completed"}
+    (tmp / "damaged" / "study.json").write_text(json.dumps(record))
     (folder / "params.json").write_text(json.dumps({"variant": "beta_vae", "seed": 0, "optuna_number": 0}))
     row = {"epoch": 1, "outcome": "completed", "mig": 0.1, "rec_loss": 100.0, "trial_id": "abc12345"}
     (folder / "result.json").write_text(json.dumps(row)[:30])

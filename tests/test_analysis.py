@@ -16,6 +16,7 @@ import io
 import json
 import math
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -35,7 +36,14 @@ from analysis.report import build_report, write_report
 from analysis.stats import pareto_ranks, t_interval
 from analysis.tables import OWN_COLUMNS
 from trainables import storage
-from trainables.vocabulary import DISENTANGLEMENT_METRICS, VARIANT_NAMES, node_label, variant_label
+from trainables.vocabulary import (
+    DISENTANGLEMENT_METRICS,
+    FAILED_OUTCOMES,
+    SCORED_OUTCOMES,
+    VARIANT_NAMES,
+    node_label,
+    variant_label,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = optuna.importance.PedAnovaImportanceEvaluator()  # chart logic tests; fANOVA runs in the report
@@ -311,7 +319,7 @@ def test_running_study_is_readable(tmp_path):
     info = C.pareto_front_info(exp)
     assert info.running == tuple(v == "sintro" for v in info.variants)
     # Nothing was written into the experiment folder by reading it.
-    assert not list(exp_dir.glob("*.parquet")) and not list(exp_dir.glob("*.lock"))
+    assert not list(exp_dir.glob("*.parquet")) and [p.name for p in exp_dir.glob("*.lock")] == ["study.lock"]
 
 
 def test_without_journal_or_state(tmp_path):
@@ -844,10 +852,68 @@ def test_report_without_a_score(tmp_path):
     assert "Not available" in html and 'id="chart-curves"' in html
 
 
-def test_report_banner_while_running_and_after_an_interruption(gen):
+def test_report_banner_while_running_and_after_an_interruption(gen, gen_dir, tmp_path):
     assert "The study is still running (2 trials running or pending)" in build_report(gen)
-    stopped = dataclasses.replace(gen, study={**gen.study, "status": "interrupted"})
-    assert "The study is interrupted with 2 trials unfinished" in build_report(stopped)
+    killed = shutil.copytree(gen_dir, tmp_path / "exp")
+    (killed / "study.lock").unlink()  # its driver was killed: study.json still says running
+    stopped = load_experiment(killed)
+    assert sorted(stopped.trials["outcome"].loc[lambda o: ~o.isin(SCORED_OUTCOMES + FAILED_OUTCOMES)]) == [
+        "interrupted", "pending"]
+    html = build_report(stopped)
+    assert "No launch runs the study now (2 trials interrupted or pending)" in html
+    assert "1 interrupted, 1 pending" in html
+
+
+# --------------------------------------------------------------------------------------------
+# One truth per trial (issue 14): the launcher's verdicts in study.json, and a retry in Optuna.
+
+
+def _ended_by_the_launcher(tmp_path: Path, *, last_run_ended: bool = True) -> Path:
+    """Trial 0 failed and was trained to the end by --retry-failed (Optuna: FAIL #0 and COMPLETE
+    #3 with retry_of 0); trial 2 was lost with its node (its files and Ray's file say running)."""
+    base = {"variant": "beta_vae", "lr": 3e-4, "beta_kl": 2.0, "latent_dim": 10}
+    exp_dir = make_experiment(tmp_path, trials=[FakeTrial("beta_vae", 0, base, outcome="error", stop_at=1),
+                                                FakeTrial("beta_vae", 1, base),
+                                                FakeTrial("beta_vae", 2, base, outcome="running", stop_at=1)])
+    (exp_dir / "study.lock").unlink()
+    study = optuna.load_study(study_name="exp", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(exp_dir / "optuna.journal"))))
+    study.tell(2, state=optuna.trial.TrialState.FAIL)
+    failed = study.trials[0]
+    study.add_trial(optuna.trial.create_trial(params=failed.params, distributions=failed.distributions,
+                                              values=[0.5, 60.0], user_attrs={"retry_of": 0}))
+    exp = load_experiment(exp_dir)
+    ids = dict(zip(exp.trials["seed"], exp.trials["trial_id"], strict=True))
+    entry = dict.fromkeys(("trial_dir", "ray_status", "ray_error", "node_id", "node"))
+    trials = [{**entry, "trial_id": ids[0], "optuna_number": 3, "optuna_state": "COMPLETE", "retry_of": 0,
+               "outcome": "completed", "error": None},
+              {**entry, "trial_id": ids[1], "optuna_number": 1, "optuna_state": "COMPLETE", "retry_of": None,
+               "outcome": "completed", "error": None},
+              {**entry, "trial_id": ids[2], "optuna_number": 2, "optuna_state": "FAIL", "retry_of": None,
+               "outcome": "error", "error": "node lost"}]
+    record = json.loads((exp_dir / "study.json").read_text())
+    record.update(status="completed" if last_run_ended else "running", trials=trials,
+                  runs=[{"status": "completed"}] + ([] if last_run_ended else [{"argv": ["--resume"]}]))
+    (exp_dir / "study.json").write_text(json.dumps(record))
+    return exp_dir
+
+
+def test_once_the_study_ended_the_launchers_verdicts_decide_and_a_retry_supersedes_its_fail(tmp_path):
+    t = load_experiment(_ended_by_the_launcher(tmp_path)).trials.set_index("seed")
+    assert (t.loc[0, "outcome"], t.loc[0, "optuna_number"], t.loc[0, "retry_of"], t.loc[0, "optuna_state"]) == (
+        "completed", 3, 0, "COMPLETE")
+    assert (t.loc[2, "outcome"], t.loc[2, "error"], t.loc[2, "optuna_state"]) == ("error", "node lost", "FAIL")
+    assert t["optuna_number"].tolist() == [3, 1, 2]
+
+
+def test_verdicts_of_an_earlier_run_are_not_taken_and_nothing_runs_without_its_launch(tmp_path):
+    """A resumed run killed before it ended: study.json says running and holds the first run's
+    verdicts; the files decide, by the one rule, with no launch running the study."""
+    t = load_experiment(_ended_by_the_launcher(tmp_path, last_run_ended=False)).trials.set_index("seed")
+    assert (t.loc[0, "outcome"], t.loc[0, "error"]) == ("error", "OutOfMemoryError: CUDA out of memory. Tried "
+                                                                  "to allocate 2.00 GiB")
+    assert (t.loc[0, "optuna_number"], t.loc[0, "retry_of"]) == (3, 0)  # Optuna's retry_of, without study.json
+    assert t.loc[2, "outcome"] == "interrupted" and pd.isna(t.loc[2, "error"])
 
 
 # --------------------------------------------------------------------------------------------

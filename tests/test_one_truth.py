@@ -19,13 +19,13 @@ from pathlib import Path
 import optuna
 import pytest
 
-from study import lock as lock_module
 from study.lock import StudyLock, read_holder
 from study.progress import PendingWatch, RayLog
 from study.ray_state import correct_ended, read_ray_trials
 from study.reconcile import count, judge
 from study.searcher import StudySearch, fail_orphans
 from study.settings import LaunchError
+from trainables import lock_holder
 from trainables.vocabulary import NODE_LOST, Outcome, node_label, trial_outcome
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -102,7 +102,7 @@ def test_the_searcher_labels_each_trial_before_it_tells_optuna():
     search.on_trial_complete("oom", result=None, error=True)
     search.on_trial_complete("stopped", result={"mig": 0.2, "rec_loss": 60.0, "outcome": "running"})  # ASHA
     trials = search._ot_study.trials
-    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "FAIL", "COMPLETE"]
+    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "FAIL", "PRUNED"]
     assert [t.user_attrs.get("outcome") for t in trials] == ["completed", "error", "error", "stopped"]
     assert trials[1].user_attrs["error"] == NODE_LOST and trials[1].user_attrs["node_id"] == "n1"
     assert trials[2].user_attrs["error"] == "RuntimeError: can't allocate memory"
@@ -160,7 +160,7 @@ def test_a_reused_pid_is_not_the_launch_that_took_the_lock(tmp_path, monkeypatch
     path.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started_at": "x",
                                 "process_start": "1"}))  # this pid, but a process that started at tick 1
     assert read_holder(path).alive is False
-    monkeypatch.setattr(lock_module, "_process_start", lambda pid: None)  # where /proc is absent: trust the pid
+    monkeypatch.setattr(lock_holder, "process_start", lambda pid: None)  # where /proc is absent: trust the pid
     assert read_holder(path).alive is True
 
 

@@ -32,6 +32,7 @@ from conftest import local_ray_instance, simulated_cluster, study_records
 import search_spaces
 from study import launch
 from study.cluster import ADDRESS_TIMEOUT_S
+from trainables.vocabulary import ENDED_OUTCOMES
 
 REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -154,6 +155,28 @@ def wait_until(driver: subprocess.Popen, log: Path, condition, timeout_s: float 
         time.sleep(0.2)
 
 
+def assert_records_agree(experiment: Path, name: str) -> dict[str, str]:
+    """trials.parquet says of every trial what study.json's verdict and Optuna say: the outcome,
+    the error, the Optuna trial and its state, the node; Optuna's outcome label once the trial
+    ended (an unfinished trial is RUNNING there, unlabelled). Returns trial id -> outcome."""
+    import pandas as pd
+
+    from analysis.report_trials import clean
+
+    trials = pd.read_parquet(experiment / "trials.parquet").set_index("trial_id")
+    seen = study_records(experiment, name)
+    assert sorted(trials.index) == sorted(seen)
+    for trial_id, s in seen.items():
+        entry, row = s["entry"], trials.loc[trial_id]
+        assert (row["outcome"], clean(row["error"])) == s["study.json"], trial_id
+        assert (clean(row["optuna_number"]), row["optuna_state"]) == (entry["optuna_number"], s["optuna"][0])
+        assert (clean(row["node_id"]), clean(row["node"])) == (entry["node_id"], entry["node"])
+        ended = entry["outcome"] in ENDED_OUTCOMES
+        assert s["optuna"][1:] == ((entry["outcome"], entry["error"]) if ended else (None, None)), s
+        assert s["optuna"][0] in (("COMPLETE", "FAIL", "PRUNED") if ended else ("RUNNING",)), s
+    return trials["outcome"].to_dict()
+
+
 # --- 1. a driver SIGKILLed in the middle of a study, then --resume ----------------------------------
 @pytest.mark.ray
 @pytest.mark.slow  # about 1.5 minutes on 2 idle cores, 3.5 under load
@@ -226,14 +249,14 @@ def test_killed_driver_then_resume_keeps_finished_trials_and_continues_from_chec
 
 
 # --- 1b. Ctrl-C, then --resume ---------------------------------------------------------------------------
-@pytest.mark.slow  # about 2 minutes on 2 cores
-@pytest.mark.ray
-@pytest.mark.timeout(900)
-def test_ctrl_c_then_resume_loses_nothing_and_no_trial_is_left_running(tmp_path):
-    """Ctrl-C in a terminal (SIGINT to the launch's whole process group, its Ray included): the
-    study ends as interrupted (exit 1, the tool's own resume line; Ray's Tuner.restore hint only
-    in ray.log), no trial is `running` in study.json, the lock is released; --resume finishes
-    the study with every record in agreement and nothing trained twice."""
+@pytest.fixture(scope="module")
+def ctrl_c_study(tmp_path_factory):
+    """A real study Ctrl-C'd mid-trial (SIGINT to the launch's whole process group, its Ray
+    included, as in a terminal): the command, its console, its exit code, the experiment folder
+    and a copy of it as the interruption left it."""
+    import shutil
+
+    tmp_path = tmp_path_factory.mktemp("ctrlc")
     name, storage = "ctrlc", tmp_path / "results"
     experiment = storage / name
     command = [PY, "-m", "study.launch", "--space", "beta", "--preset", "smoke", "--trials", "2", "--epochs", "4",
@@ -256,8 +279,20 @@ def test_ctrl_c_then_resume_loses_nothing_and_no_trial_is_left_running(tmp_path)
             driver.wait()
         log.close()
         kill_session(driver.pid, wait_s=10)
-    out = (tmp_path / "first.log").read_text()
-    assert driver.returncode == 1, out[-3000:]
+    snapshot = shutil.copytree(experiment, tmp_path / "interrupted" / name)
+    return {"name": name, "command": command, "experiment": experiment, "snapshot": snapshot,
+            "rc": driver.returncode, "out": (tmp_path / "first.log").read_text()}
+
+
+@pytest.mark.slow  # about 2 minutes on 2 cores
+@pytest.mark.ray
+@pytest.mark.timeout(900)
+def test_ctrl_c_then_resume_loses_nothing_and_no_trial_is_left_running(ctrl_c_study):
+    """Ctrl-C: the study ends as interrupted (exit 1, the tool's own resume line; Ray's
+    Tuner.restore hint only in ray.log), no trial is `running` in study.json, the lock is
+    released; --resume finishes the study with every record in agreement and nothing trained twice."""
+    name, command, experiment, out = (ctrl_c_study[k] for k in ("name", "command", "experiment", "out"))
+    assert ctrl_c_study["rc"] == 1, out[-3000:]
     assert f"interrupted: resume with python -m study.launch --resume --name {name}" in out
     assert "Tuner.restore" not in out and "Tuner.restore" in (experiment / "ray.log").read_text()
     record = json.loads((experiment / "study.json").read_text())
@@ -275,6 +310,24 @@ def test_ctrl_c_then_resume_loses_nothing_and_no_trial_is_left_running(tmp_path)
         assert trial["optuna"][:2] == ("COMPLETE", "completed")
         assert [r["epoch"] for r in results_of(experiment / trial["entry"]["trial_dir"])].count(1) == 1
     assert json.loads((experiment / "study.json").read_text())["status"] == "completed"
+    assert_records_agree(experiment, name)
+
+
+@pytest.mark.slow  # shares the Ctrl-C'd study above
+@pytest.mark.ray
+@pytest.mark.timeout(900)
+def test_an_interrupted_studys_trials_parquet_study_json_and_optuna_agree_trial_by_trial(ctrl_c_study):
+    """The folder as the Ctrl-C left it (an interrupted launch writes no report): the tables that
+    `python -m analysis.results` writes say of every trial what study.json and Optuna say, and
+    the report's header counts the interrupted trials."""
+    experiment = ctrl_c_study["snapshot"]
+    for tool in ("analysis.results", "analysis.report"):
+        done = subprocess.run([PY, "-m", tool, str(experiment)], cwd=REPO, env=child_env(), capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0 and not done.stderr, done.stderr
+    outcomes = assert_records_agree(experiment, ctrl_c_study["name"])
+    assert "interrupted" in outcomes.values() and "running" not in outcomes.values(), outcomes
+    assert f"{list(outcomes.values()).count('interrupted')} interrupted" in (experiment / "report.html").read_text()
 
 
 # --- 1c. two launches of one study at once -----------------------------------------------------------------
@@ -468,9 +521,10 @@ def test_a_study_where_every_trial_fails_exits_1_and_says_so(local_ray, tmp_path
 
 # --- 5. bad input: one line, exit 2, no traceback, nothing written -------------------------------------
 # The catalogue is tests/bad_inputs.py (also the source of docs/reliability.md's table). Cases that
-# need a cluster are in test_cluster_preflight_...; the analysis package's cases are its own.
+# need a cluster are in test_cluster_preflight_...; a damaged experiment is not bad input (below,
+# test_the_report_of_a_damaged_experiment_...).
 LOCAL_CASES = [pytest.param(c, id=c.id, marks=[pytest.mark.ray] if c.subprocess else [])  # a process of its own
-               for c in bad_inputs.CASES if not c.cluster and not c.analysis]
+               for c in bad_inputs.CASES if not c.cluster and not c.damaged]
 
 
 @pytest.fixture(scope="module")
@@ -635,23 +689,14 @@ def test_a_failing_serialiser_leaves_the_previous_report(finished_experiment, tm
     assert not [p for p in experiment.iterdir() if p.name.endswith(".tmp")]
 
 
-# --- the analysis side of issue 14 (the analysis package is being restructured: its part) ----------------
+# --- the analysis side of issue 14 ------------------------------------------------------------------------
 @pytest.mark.ray
-@pytest.mark.xfail(reason="issue 14, analysis side: trials.parquet follows study.json's `trials` and shows "
-                          "node_id and the node label", strict=False)
 def test_trials_parquet_agrees_with_study_json_and_names_the_node(finished_experiment):
-    import pandas as pd
-
-    record = json.loads((finished_experiment / "study.json").read_text())
-    trials = pd.read_parquet(finished_experiment / "trials.parquet").set_index("trial_id")
-    for entry in record["trials"]:
-        row = trials.loc[entry["trial_id"]]
-        assert (row["outcome"], row["node_id"], row["node"]) == (entry["outcome"], entry["node_id"], entry["node"])
+    outcomes = assert_records_agree(finished_experiment, "fail")
+    assert sorted(outcomes.values()) == ["completed", "diverged", "error", "error"]
 
 
 @pytest.mark.ray
-@pytest.mark.xfail(reason="issue 14, analysis side: a damaged result file is `unreadable`, one stderr line per "
-                          "file, exit code not 0 unless --allow-damaged", strict=False)
 def test_the_report_of_a_damaged_experiment_names_the_damaged_file(tmp_path):
     import pandas as pd
 

@@ -285,8 +285,9 @@ class StudyStatus(StrEnum):
 # study.json's per-trial record (the launcher's reconciled view, docs/reliability.md): under
 # RECORD_TRIALS, one mapping per Ray trial with these keys.
 RECORD_TRIALS = "trials"
+RAY_ERROR = "ray_error"  # the first line of Ray's own error (error.txt) of a failed trial
 RECORD_TRIAL_KEYS = ("trial_id", "trial_dir", OPTUNA_NUMBER, "optuna_state", RETRY_OF, OUTCOME_ATTR, ERROR_ATTR,
-                     "ray_status", "ray_error", NODE_ATTR, NODE_LABEL)
+                     "ray_status", RAY_ERROR, NODE_ATTR, NODE_LABEL)
 
 # --- the experiment folder ---------------------------------------------------------------------------
 STUDY_FILE = "study.json"  # settings, versions, status and counts of a study
