@@ -100,9 +100,11 @@ def test_the_searcher_labels_each_trial_before_it_tells_optuna():
     search.on_trial_complete("lost", result=None, error=True)  # its node died: Ray says error, no result
     search.on_trial_result("oom", {"outcome": "error", "error": "RuntimeError: can't allocate memory"})
     search.on_trial_complete("oom", result=None, error=True)
-    search.on_trial_complete("stopped", result={"mig": 0.2, "rec_loss": 60.0, "outcome": "running"})  # ASHA
+    search.on_trial_complete("stopped", result={"mig": 0.2, "rec_loss": 60.0, "outcome": "running", "epoch": 3})
     trials = search._ot_study.trials
-    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "FAIL", "PRUNED"]
+    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "FAIL", "PRUNED"]  # MO-ASHA stopped the last
+    assert trials[3].user_attrs["stopped_at_epoch"] == 3
+    assert trials[3].user_attrs["values_at_stop"] == {"mig": 0.2, "rec_loss": 60.0}
     assert [t.user_attrs.get("outcome") for t in trials] == ["completed", "error", "error", "stopped"]
     assert trials[1].user_attrs["error"] == NODE_LOST and trials[1].user_attrs["node_id"] == "n1"
     assert trials[2].user_attrs["error"] == "RuntimeError: can't allocate memory"
