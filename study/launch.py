@@ -319,10 +319,10 @@ def _finish(settings: Settings, record: dict, study: optuna.Study, results: tune
     if settings.remote:
         JournalMirror(str(settings.journal_path), settings.journal_copy)()
     _print_summary(settings, study, counts, wall)
+    _write_report(settings, paper=finished)  # an interrupted study's too: what finished is worth reading now
     if not finished:
         print(_resume_line(settings))
         return 1
-    _write_report(settings)
     scored = counts[Outcome.COMPLETED.value] + counts[Outcome.STOPPED.value]
     return 1 if counts[Outcome.ERROR.value] and not scored else 0  # every trial failed
 
@@ -384,9 +384,9 @@ def _short(v: Any) -> str:
     return f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
-def _write_report(settings: Settings) -> None:
+def _write_report(settings: Settings, *, paper: bool) -> None:
     """analysis.report.write_report(experiment_dir) when the analysis package provides it; for
-    --space paper also analysis.paper.write_paper."""
+    --space paper and `paper` (every seed trained) also analysis.paper.write_paper."""
     # deferred and optional: study sits below analysis; the launcher writes the report only when
     # the analysis package is installed
     try:
@@ -402,7 +402,7 @@ def _write_report(settings: Settings) -> None:
         experiment = load_experiment(settings.experiment_dir)  # read once, for both
         path = write_report(settings.experiment_dir, experiment=experiment)
         print(f"report:  {path}")
-        if settings.space == "paper":  # the report's comparison: table, single-run odds, figures 1-3
+        if paper and settings.space == "paper":  # the report's comparison: table, single-run odds, figures 1-3
             from analysis.paper import write_paper  # deferred with analysis.report, above
 
             paths = write_paper(settings.experiment_dir, experiment=experiment)

@@ -317,10 +317,13 @@ def test_ctrl_c_then_resume_loses_nothing_and_no_trial_is_left_running(ctrl_c_st
 @pytest.mark.ray
 @pytest.mark.timeout(900)
 def test_an_interrupted_studys_trials_parquet_study_json_and_optuna_agree_trial_by_trial(ctrl_c_study):
-    """The folder as the Ctrl-C left it (an interrupted launch writes no report): the tables that
-    `python -m analysis.results` writes say of every trial what study.json and Optuna say, and
-    the report's header counts the interrupted trials."""
+    """The folder as the Ctrl-C left it: the launcher wrote the tables and the report of what
+    finished, and they -- and those `python -m analysis.results` and `analysis.report` write
+    again -- say of every trial what study.json and Optuna say; the report's header counts the
+    interrupted trials."""
     experiment = ctrl_c_study["snapshot"]
+    assert "report:  " in ctrl_c_study["out"] and "interrupted" in (experiment / "report.html").read_text()
+    assert "interrupted" in assert_records_agree(experiment, ctrl_c_study["name"]).values()
     for tool in ("analysis.results", "analysis.report"):
         done = subprocess.run([PY, "-m", tool, str(experiment)], cwd=REPO, env=child_env(), capture_output=True,
                               text=True, timeout=300)
