@@ -200,6 +200,9 @@ def main() -> None:
             for scheduler in ("asha", "fifo"):
                 runs[scheduler] = run(configs, scheduler, args, Path(storage))
                 print(scheduler, summary(runs[scheduler]), flush=True)
+                # kept as each run ends, so a stopped benchmark loses at most the run in progress
+                Path(args.out).with_suffix(".json").write_text(json.dumps({"configs": configs, "runs": runs},
+                                                                          default=str))
     finally:
         ray.shutdown()
     out = Path(args.out)
