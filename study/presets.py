@@ -43,10 +43,10 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "cpu": Preset(
-        dataset="dsprites_small", trials=15, epochs=9, seeds=1, cpus_per_trial=1.0, gpus_per_trial=0.0,
+        dataset="dsprites_small", trials=18, epochs=9, seeds=1, cpus_per_trial=1.0, gpus_per_trial=0.0,
         max_concurrent=2, metrics_every=3, final_metrics="full", train_images=1500, max_failures=0,
         grace_period=1, reduction_factor=3.0,
-        description="15 configurations, up to 9 epochs on 1,500 dsprites_small images with MO-ASHA (rungs at "
+        description="18 configurations, up to 9 epochs on 1,500 dsprites_small images with MO-ASHA (rungs at "
                     "epochs 1 and 3), under 10 minutes on a 2-core CPU",
     ),
     "smoke": Preset(
