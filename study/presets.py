@@ -3,7 +3,7 @@
 - ``cpu``: the README's main job. 18 configurations of up to nine epochs on a fixed 1,500-image
   subset of the 7,200-image dSprites variant (the metrics use all 7,200), the standard 64x64
   model, two trials side by side on a 2-core machine, MO-ASHA with rungs at epochs 1 and 3:
-  7.1 minutes there for Soft-Intro-TCVAE in bf16, best rec_loss 196 (README, measured).
+  7.4 minutes there for Soft-Intro-TCVAE in float32, best rec_loss 204 (README, measured).
 - ``smoke``: seconds to a minute; tests and a first check of a new cluster. One epoch on a
   512-image subset, the cheap metrics only.
 - ``full``: the report's budget (200 epochs) with several seeds per configuration, four
