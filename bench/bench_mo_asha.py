@@ -159,12 +159,13 @@ def plot(runs: dict[str, list[dict]], path: Path) -> None:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("final values (filled: trained every epoch)",
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("final values (filled: trained every epoch; no diverged)",
                                                         "hypervolume against trial-epochs spent"))
     colours = {"fifo": "#1f77b4", "asha": "#d62728"}
     for name, records in runs.items():
         label = "FIFO" if name == "fifo" else "MO-ASHA"
-        pts = [(final_point(r), r["completed"]) for r in records]
+        # a diverged trial reports a sentinel rec_loss (1e9) that would squash the axis: left out
+        pts = [(final_point(r), r["completed"]) for r in records if final_point(r)[1] < 1e6]
         fig.add_trace(go.Scatter(x=[p[0][1] for p in pts], y=[p[0][0] for p in pts], mode="markers", name=label,
                                  marker={"color": colours[name], "size": 9,
                                          "symbol": ["circle" if done else "circle-open" for _, done in pts]}),
