@@ -1,7 +1,7 @@
 """MO-ASHA against FIFO on one fixed set of configurations: hypervolume against trial-epochs.
 
     python bench/bench_mo_asha.py [--configs 16] [--epochs 9] [--train-images 2000] [--space sintro_tc]
-                                  [--out docs/bench/mo_asha.md]
+                                  [--precision auto] [--out docs/bench/mo_asha.md]
 
 --configs configurations are drawn once from the search space (Optuna's RandomSampler, seed 0;
 every training with seed 0), then trained twice through Ray Tune with the project's trainable,
@@ -61,7 +61,7 @@ def run(configs: list[dict], scheduler: str, args: argparse.Namespace, storage: 
     rungs = rung_epochs(args.epochs, 1, 3.0)
     base = {"dataset": "dsprites_small", "epochs": args.epochs, "train_images": args.train_images,
             "metrics_every": args.epochs, "metrics_at": rungs, "final_metrics": "fast",
-            "objectives": [list(o) for o in OBJECTIVES]}
+            "objectives": [list(o) for o in OBJECTIVES], "precision": args.precision}
     asha = MultiObjectiveASHA(OBJECTIVES, max_t=args.epochs) if scheduler == "asha" else None
     tuner = tune.Tuner(
         tune.with_resources(_configured, Resources(1, 0)),
@@ -128,9 +128,10 @@ def summary(records: list[dict]) -> dict:
 def markdown(runs: dict[str, list[dict]], configs: list[dict], args: argparse.Namespace, load: tuple) -> str:
     fifo, asha = summary(runs["fifo"]), summary(runs["asha"])
     lines = [f"Measured {datetime.datetime.now():%Y-%m-%d %H:%M} with `python bench/bench_mo_asha.py --configs "
-             f"{args.configs} --epochs {args.epochs} --train-images {args.train_images} --space {args.space}`: "
-             f"{args.configs} configurations of `{args.space}` (RandomSampler seed 0, training seed 0), 2 trials "
-             f"at a time, 1 torch thread each, the trainer's default precision. Reference point of the hypervolume: "
+             f"{args.configs} --epochs {args.epochs} --train-images {args.train_images} --space {args.space} "
+             f"--precision {args.precision}`: {args.configs} configurations of `{args.space}` (RandomSampler seed 0, "
+             f"training seed 0), 2 trials at a time, 1 torch thread each, precision {args.precision} in both runs. "
+             f"Reference point of the hypervolume: "
              f"MIG {REFERENCE[0]:g}, rec_loss {REFERENCE[1]:g} nats. Load average (1 min) before / after: "
              f"{load[0]:.1f} / {load[1]:.1f}.", "",
              "| run | trial-epochs | trials completed | hypervolume (completed) | with stopped trials' last values "
@@ -158,12 +159,13 @@ def plot(runs: dict[str, list[dict]], path: Path) -> None:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("final values (filled: trained every epoch)",
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("final values (filled: trained every epoch; no diverged)",
                                                         "hypervolume against trial-epochs spent"))
     colours = {"fifo": "#1f77b4", "asha": "#d62728"}
     for name, records in runs.items():
         label = "FIFO" if name == "fifo" else "MO-ASHA"
-        pts = [(final_point(r), r["completed"]) for r in records]
+        # a diverged trial reports a sentinel rec_loss (1e9) that would squash the axis: left out
+        pts = [(final_point(r), r["completed"]) for r in records if final_point(r)[1] < 1e6]
         fig.add_trace(go.Scatter(x=[p[0][1] for p in pts], y=[p[0][0] for p in pts], mode="markers", name=label,
                                  marker={"color": colours[name], "size": 9,
                                          "symbol": ["circle" if done else "circle-open" for _, done in pts]}),
@@ -185,6 +187,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=9)
     parser.add_argument("--train-images", type=int, default=2000)
     parser.add_argument("--space", default="sintro_tc")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                        help="TrainConfig.precision of every training (both runs alike)")
     parser.add_argument("--out", default="docs/bench/mo_asha.md")
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -200,6 +204,9 @@ def main() -> None:
             for scheduler in ("asha", "fifo"):
                 runs[scheduler] = run(configs, scheduler, args, Path(storage))
                 print(scheduler, summary(runs[scheduler]), flush=True)
+                # kept as each run ends, so a stopped benchmark loses at most the run in progress
+                Path(args.out).with_suffix(".json").write_text(json.dumps({"configs": configs, "runs": runs},
+                                                                          default=str))
     finally:
         ray.shutdown()
     out = Path(args.out)
