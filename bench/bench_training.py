@@ -15,7 +15,7 @@ per step, gets --steps/20 timed steps and no extra warm-up). A "steps" column re
 - fraction of peak: achieved FLOP/s over the device's dense matmul rate, measured right before
   each row at the same thread count (a ratio of two numbers taken side by side). The matmul is
   in the precision the trainer runs in: float32, or bf16 when TrainConfig.precision resolves to
-  bf16 (--precision; "auto" is bf16 on CUDA, fp32 on a CPU).
+  bf16 (--precision; "auto" is bf16 on CUDA and on CPUs with native bf16).
 - CPU threads: `torch.set_num_threads(t)` for every t of --threads, each row measured for all
   thread counts back to back, so the "x vs 1 thread" ratio is side by side. On a shared machine,
   oversubscribed threads can be far slower than one; the load average is printed with the table.
@@ -181,7 +181,7 @@ if __name__ == "__main__":
     parser.add_argument("--archs", default="standard,residual")
     parser.add_argument("--variants", default=",".join(VARIANT_NAMES))
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
-                        help="TrainConfig.precision (auto: bf16 on CUDA, fp32 on a CPU)")
+                        help="TrainConfig.precision (auto: bf16 on CUDA and on CPUs with native bf16)")
     parser.add_argument("--out", default="docs/bench/training.md")
     args = parser.parse_args()
     before = os.getloadavg()[0]

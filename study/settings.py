@@ -161,8 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grace-period", type=int, help="asha: the first rung, in epochs (preset)")
     p.add_argument("--reduction-factor", type=float, help="asha: about 1 in this many trials passes a rung (preset)")
     p.add_argument("--precision", choices=PRECISIONS,
-                   help="auto (default): bf16 on CUDA, fp32 elsewhere (CPUs too: docs/bench/precision.md); fp32; bf16 "
-                        "(1.3-1.7x faster on CPUs with native bf16)")
+                   help="auto (default): bf16 on CUDA and on CPUs with native bf16, fp32 elsewhere; fp32; bf16")
     p.add_argument("--reuse-actors", action=argparse.BooleanOptionalAction, default=True,
                    help="run a worker's next trial in the same process (default); --no-reuse-actors: a new one")
     p.add_argument("--arch", help=f"the model of every trial: {', '.join(ARCHS)} (default: the preset's, else "
