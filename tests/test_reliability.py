@@ -117,6 +117,15 @@ def session_processes(driver_pid: int) -> tuple[list[Path], list[int]]:
     return sessions, pids
 
 
+def end_driver(driver: subprocess.Popen, log) -> None:
+    """A driver a test started in its own process group: killed with its group if still running,
+    waited for, its log closed."""
+    if driver.poll() is None:
+        os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait(timeout=30)
+    log.close()
+
+
 def kill_session(driver_pid: int, wait_s: float = 15.0) -> list[int]:
     """Kill (by pid) whatever is left of a killed driver's Ray session; returns what was left."""
     deadline = time.monotonic() + wait_s
@@ -203,10 +212,7 @@ def test_killed_driver_then_resume_keeps_finished_trials_and_continues_from_chec
         done, mid = wait_until(driver, tmp_path / "first.log", one_done_one_checkpointed)
         before = {n: (experiment / n / "result.json").read_text() for n in done}
     finally:
-        if driver.poll() is None:
-            os.killpg(driver.pid, signal.SIGKILL)  # the driver and everything in its process group
-        driver.wait(timeout=30)
-        log.close()
+        end_driver(driver, log)
         leftovers = kill_session(driver.pid)
     assert driver.returncode == -signal.SIGKILL
     sessions, alive = session_processes(driver.pid)
@@ -274,10 +280,7 @@ def ctrl_c_study(tmp_path_factory):
         os.killpg(driver.pid, signal.SIGINT)
         driver.wait(timeout=300)
     finally:
-        if driver.poll() is None:
-            os.killpg(driver.pid, signal.SIGKILL)
-            driver.wait()
-        log.close()
+        end_driver(driver, log)
         kill_session(driver.pid, wait_s=10)
     snapshot = shutil.copytree(experiment, tmp_path / "interrupted" / name)
     return {"name": name, "command": command, "experiment": experiment, "snapshot": snapshot,
@@ -401,10 +404,7 @@ def test_a_removed_worker_node_is_retried_from_its_checkpoint_elsewhere(small_cl
         cluster.remove_node(victim)  # the node dies mid-trial, with its raylet and the trial's worker
         driver.wait(timeout=600)
     finally:
-        if driver.poll() is None:
-            os.killpg(driver.pid, signal.SIGKILL)
-            driver.wait()
-        log.close()
+        end_driver(driver, log)
     assert driver.returncode == 0, (tmp_path / "driver.log").read_text()[-3000:]
     rows = results_of(trial_folders(experiment)[0])
     assert rows[-1]["outcome"] == "completed" and rows[-1]["epoch"] == 3
