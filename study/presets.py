@@ -9,8 +9,8 @@
 - ``full``: the report's budget (200 epochs) with several seeds per configuration, four
   dSprites trials per GPU; for GPU clusters.
 - ``paper_cpu`` and ``paper_full``: the budgets of ``--space paper`` (the report's four
-  configurations x seeds; the space sets the trial count). ``paper_cpu`` finishes within an hour
-  on a 2-core CPU (docs/paper.md has the run); ``paper_full`` is the report's 200 epochs.
+  configurations x seeds; the space sets the trial count). ``paper_cpu`` is sized for a 2-core
+  CPU (docs/paper.md has the run and its time); ``paper_full`` is the report's 200 epochs.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ PRESETS: dict[str, Preset] = {
         dataset="dsprites_small", trials=16, epochs=5, seeds=4, cpus_per_trial=1.0, gpus_per_trial=0.0,
         max_concurrent=2, metrics_every=1, final_metrics="full", train_images=0, max_failures=0, arch="standard",
         description="the report's 4 configurations x 4 seeds, 5 epochs on all 7,200 images, the standard model, "
-                    "within an hour on 2 CPUs",
+                    "for a 2-core CPU",
     ),
     "paper_full": Preset(
         dataset="dsprites_small", trials=20, epochs=200, seeds=5, cpus_per_trial=2.0, gpus_per_trial=0.25,
