@@ -34,11 +34,11 @@ from trainables.vocabulary import (
     OPTUNA_NUMBER,
     OUTCOME_ATTR,
     PLACEMENT_KEYS,
+    RANKED_OUTCOMES,
     RAY_ERROR,
     REPORT_KEYS,
     RETRY_OF,
     SAMPLE_METRICS,
-    SCORED_OUTCOMES,
     UNSUPERVISED_METRICS,
     Family,
     Outcome,
@@ -260,9 +260,10 @@ def trials_frame(rows: list[dict[str, Any]], metrics: Sequence[str], study: dict
 
 
 def _pareto(rows: list[dict[str, Any]], objectives: Sequence[tuple[str, bool]]) -> None:
-    """``pareto_rank`` (1: the front) over the study's objectives among the trials with final
-    values of all of them (completed or stopped); a running trial's values may still move."""
-    ranked = [r for r in rows if r["outcome"] in SCORED_OUTCOMES and objectives
+    """``pareto_rank`` (1: the front) over the study's objectives among the trials that trained
+    every epoch (vocabulary.RANKED_OUTCOMES) with values of all of them; a running trial's values
+    may still move, a stopped one's are of a shorter training."""
+    ranked = [r for r in rows if r["outcome"] in RANKED_OUTCOMES and objectives
               and all(finite(r.get(m)) for m, _ in objectives)]
     ranks = pareto_ranks(np.array([[r[m] for m, _ in objectives] for r in ranked]), [up for _, up in objectives]
                          ) if ranked else []

@@ -217,7 +217,9 @@ def test_trials_table_has_no_empty_or_duplicated_columns(gen):
 def test_pareto_rank_over_the_objectives(gen):
     t = gen.trials
     ranked = t.loc[t["pareto_rank"].notna()]
-    assert set(ranked["outcome"]) == {"completed", "stopped"}  # running trials' values may still move
+    # only trials that trained every epoch: a running trial's values may still move, a stopped
+    # one's are of a shorter training
+    assert set(ranked["outcome"]) == {"completed"} and (t["outcome"] == "stopped").any()
     points = ranked[["mig", "rec_loss"]].to_numpy()
     assert ranked["pareto_rank"].tolist() == pareto_ranks(points, [True, False]).tolist()
     assert (t["on_front"] == t["pareto_rank"].eq(1).fillna(False)).all()

@@ -201,6 +201,9 @@ FAILED_OUTCOMES = (Outcome.DIVERGED.value, Outcome.ERROR.value)
 # The keys of a trainable's report that say where training stands, not what it measured.
 REPORT_KEYS = ("epoch", "metrics_epoch", "outcome", "error", "diverged_epoch")
 SCORED_OUTCOMES = (Outcome.COMPLETED.value, Outcome.STOPPED.value)  # have final metric values
+# Ranked on a Pareto front: trained every epoch. A stopped trial's values are of a shorter
+# training and of the `fast` metrics, not comparable with a finished trial's (docs/study.md).
+RANKED_OUTCOMES = (Outcome.COMPLETED.value,)
 ENDED_OUTCOMES = (*SCORED_OUTCOMES, *FAILED_OUTCOMES)  # a trial that will not run again by itself
 # The error of a trial whose worker died before it could report (a lost node, a killed process):
 # Ray ends it with an actor error and no result of its own says why.

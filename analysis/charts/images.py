@@ -15,7 +15,7 @@ from analysis.charts.data import present
 from analysis.charts.pareto import pareto_front_info
 from analysis.charts.style import TEMPLATE, empty
 from analysis.experiment import Experiment, Traversals, png_uri
-from trainables.vocabulary import IMAGE_KINDS, SCORED_OUTCOMES, VARIANT_NAMES, Outcome, variant_label
+from trainables.vocabulary import IMAGE_KINDS, RANKED_OUTCOMES, VARIANT_NAMES, Outcome, variant_label
 
 CAPTION_SIZE = 13  # px: captions and labels a reader can read next to the images
 
@@ -64,7 +64,7 @@ def png_size(data: bytes | None) -> tuple[int, int] | None:
 def best_per_variant(exp: Experiment, limit: int = 4) -> list[str]:
     """The best point of the Pareto front for each variant (best in the chart's y), up to ``limit``."""
     try:
-        info = pareto_front_info(exp, outcomes=SCORED_OUTCOMES)
+        info = pareto_front_info(exp, outcomes=RANKED_OUTCOMES)
     except ValueError:  # no score or no loss: the first completed trial of each variant
         done = exp.trials.loc[exp.trials["outcome"] == Outcome.COMPLETED.value]
         return [str(g["trial_id"].iloc[0]) for _, g in done.groupby("variant", sort=False)][:limit]

@@ -14,7 +14,7 @@ from analysis.charts.data import axis_title, fmt, objective_pair, present, spans
 from analysis.charts.style import TEMPLATE, color, empty, rgba
 from analysis.experiment import Experiment
 from analysis.stats import pareto_ranks
-from trainables.vocabulary import METRICS, SCORED_OUTCOMES, VARIANT_NAMES, Outcome, variant_label
+from trainables.vocabulary import METRICS, RANKED_OUTCOMES, SCORED_OUTCOMES, VARIANT_NAMES, Outcome, variant_label
 
 _SYMBOLS = ("circle", "square", "diamond", "triangle-up", "star", "cross")
 _PARAMS_PER_LINE = 3  # the hover lists the searched parameters three to a line
@@ -44,7 +44,8 @@ def pareto_front_info(exp: Experiment, *, y: str | None = None, x: str | None = 
                       outcomes: Sequence[str] = (*SCORED_OUTCOMES, Outcome.RUNNING.value)) -> ParetoFrontInfo:
     """Points are trials among ``outcomes`` with finite values of both metrics; defaults: the
     study's objectives (else the first disentanglement score present, and ``rec_loss``). The
-    front is that of the finished points (completed or stopped) in these two metrics."""
+    front is that of the trials that trained every epoch (vocabulary.RANKED_OUTCOMES) in these
+    two metrics; stopped and running trials are shown, not ranked."""
     y, x = objective_pair(exp, y, x)
     t = exp.trials
     x_all, y_all = (pd.to_numeric(t[m], errors="coerce").astype("float64").to_numpy() for m in (x, y))
@@ -52,7 +53,7 @@ def pareto_front_info(exp: Experiment, *, y: str | None = None, x: str | None = 
     pts = t.loc[keep]
     xs, ys = x_all[keep], y_all[keep]
     x_up, y_up = exp.direction(x) == "maximize", exp.direction(y) == "maximize"
-    finished = pts["outcome"].isin(SCORED_OUTCOMES).to_numpy()
+    finished = pts["outcome"].isin(RANKED_OUTCOMES).to_numpy()
     on_front = np.zeros(len(pts), dtype=bool)
     if finished.any():
         on_front[finished] = pareto_ranks(np.column_stack([xs[finished], ys[finished]]), [x_up, y_up]) == 1
