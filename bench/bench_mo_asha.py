@@ -1,15 +1,22 @@
 """MO-ASHA against FIFO on one fixed set of configurations: hypervolume against trial-epochs.
 
     python bench/bench_mo_asha.py [--configs 16] [--epochs 9] [--train-images 2000] [--space sintro_tc]
-                                  [--precision auto] [--out docs/bench/mo_asha.md]
+                                  [--precision auto] [--grace-period 1] [--reduction-factor 3]
+                                  [--reuse earlier.json] [--out docs/bench/mo_asha.md]
 
 --configs configurations are drawn once from the search space (Optuna's RandomSampler, seed 0;
 every training with seed 0), then trained twice through Ray Tune with the project's trainable,
 two at a time (1 CPU and 1 torch thread each, actors reused, in the order drawn): once FIFO,
 every configuration to its last epoch, and once with study.scheduler.MultiObjectiveASHA over
-(MIG up, rec_loss down) with the launcher's defaults (grace period 1, reduction factor 3). Both runs measure the `fast`
-metrics at the rungs and after the last epoch, so the two see the same numbers wherever both
-trained.
+(MIG up, rec_loss down) with --grace-period and --reduction-factor (the launcher's defaults: 1
+and 3). MO-ASHA measures the `fast` metrics at its rungs and after the last epoch; FIFO measures
+them after every epoch, so that its curves can replay any rung schedule. Measuring does not
+change the training (the metrics draw from their own generators), so the two runs see the same
+numbers wherever both trained; the benchmark checks that it did.
+
+--reuse takes the runs of an earlier JSON whose configurations and training settings are these
+(a training is deterministic: the same seed gives the same curve), so that a second scheduler
+setting costs only its own run.
 
 Reported: trial-epochs spent, wall time, and the hypervolume of the final Pareto front -- the
 trials that trained every epoch, as the study tells Optuna -- over the reference point
@@ -23,15 +30,18 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import heapq
 import json
 import os
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import optuna
 
 from search_spaces import get_space
+from study.scheduler import rung_epochs
 
 REFERENCE = (0.0, 720.0)  # (MIG, rec_loss): worse than anything that learned
 OBJECTIVES = [("mig", "max"), ("rec_loss", "min")]
@@ -55,14 +65,15 @@ def run(configs: list[dict], scheduler: str, args: argparse.Namespace, storage: 
     """Train every configuration through Ray Tune; returns one record per trial."""
     from ray import tune
 
-    from study.scheduler import MultiObjectiveASHA, rung_epochs
+    from study.scheduler import MultiObjectiveASHA
     from trainables.trainable import Resources
 
-    rungs = rung_epochs(args.epochs, 1, 3.0)
+    rungs = rung_epochs(args.epochs, args.grace_period, args.reduction_factor)
     base = {"dataset": "dsprites_small", "epochs": args.epochs, "train_images": args.train_images,
-            "metrics_every": args.epochs, "metrics_at": rungs, "final_metrics": "fast",
-            "objectives": [list(o) for o in OBJECTIVES], "precision": args.precision}
-    asha = MultiObjectiveASHA(OBJECTIVES, max_t=args.epochs) if scheduler == "asha" else None
+            "metrics_every": 1 if scheduler == "fifo" else args.epochs, "metrics_at": rungs,
+            "final_metrics": "fast", "objectives": [list(o) for o in OBJECTIVES], "precision": args.precision}
+    asha = (MultiObjectiveASHA(OBJECTIVES, max_t=args.epochs, grace_period=args.grace_period,
+                               reduction_factor=args.reduction_factor) if scheduler == "asha" else None)
     tuner = tune.Tuner(
         tune.with_resources(_configured, Resources(1, 0)),
         param_space={"base": base, "config": tune.grid_search(configs)},
@@ -77,7 +88,8 @@ def run(configs: list[dict], scheduler: str, args: argparse.Namespace, storage: 
     for result in grid:
         history = result.metrics_dataframe
         index = configs.index(result.config["config"])
-        rows = history[["epoch", "mig", "rec_loss", "timestamp"]].to_dict("records")
+        columns = ["epoch", "metrics_epoch", "mig", "rec_loss", "timestamp", "time_this_iter_s"]
+        rows = history[columns].to_dict("records")
         records.append({"index": index, "scheduler": scheduler, "history": rows, "wall_s": wall,
                         "completed": result.metrics.get("outcome") == "completed"})
     return sorted(records, key=lambda r: r["index"])
@@ -123,6 +135,111 @@ def summary(records: list[dict]) -> dict:
     everything = [final_point(r) for r in records]
     return {"trial_epochs": sum(len(r["history"]) for r in records), "completed": len(completed),
             "hv": hypervolume(completed), "hv_with_stopped": hypervolume(everything), "wall_s": records[0]["wall_s"]}
+
+
+class _ReplayedTrial:
+    """What MultiObjectiveASHA reads and writes of a Ray Tune trial."""
+
+    def __init__(self, trial_id: str) -> None:
+        from ray.tune.experiment import Trial
+
+        self.trial_id, self.status = trial_id, Trial.PENDING
+
+    def set_status(self, status: str) -> None:
+        self.status = status
+
+
+class _ReplayController:
+    """What MultiObjectiveASHA asks of Tune's controller; every configuration is already added."""
+
+    def __init__(self, trials: list[_ReplayedTrial]) -> None:
+        self.trials = trials
+        self.search_alg = SimpleNamespace(is_finished=lambda: True)
+
+    def get_trials(self) -> list[_ReplayedTrial]:
+        return self.trials
+
+    def stop_trial(self, trial: _ReplayedTrial) -> None:
+        from ray.tune.experiment import Trial
+
+        trial.status = Trial.TERMINATED
+
+
+def replay(fifo: list[dict], max_t: int, grace_period: int, reduction_factor: float, slots: int = 2) -> dict:
+    """The project's MultiObjectiveASHA run on FIFO's curves instead of on trainings: `slots`
+    trials at a time, each epoch taking as long as it took in FIFO, the configurations in FIFO's
+    order. A training is deterministic, so a trial the scheduler runs to epoch k reports what
+    FIFO's did at epoch k; FIFO measured the metrics after every epoch, so any rung can be read.
+    Returns the trial-epochs spent and the hypervolume of the trials that trained every epoch."""
+    from ray.tune.experiment import Trial
+    from ray.tune.schedulers import TrialScheduler
+
+    from study.scheduler import MultiObjectiveASHA
+
+    curves = {str(r["index"]): r["history"][:max_t] for r in fifo}
+    scheduler = MultiObjectiveASHA(OBJECTIVES, max_t=max_t, grace_period=grace_period,
+                                   reduction_factor=reduction_factor)
+    trials = [_ReplayedTrial(str(r["index"])) for r in fifo]
+    controller = _ReplayController(trials)
+    trained = dict.fromkeys(curves, 0)
+    running: list[tuple[float, str, _ReplayedTrial]] = []  # (when its epoch ends, id, trial)
+    now = 0.0
+    while True:
+        while len(running) < slots and (trial := scheduler.choose_trial_to_run(controller)) is not None:
+            trial.status = Trial.RUNNING
+            heapq.heappush(running, (now + curves[trial.trial_id][trained[trial.trial_id]]["time_this_iter_s"],
+                                     trial.trial_id, trial))
+        if not running:
+            break
+        now, trial_id, trial = heapq.heappop(running)
+        result = curves[trial_id][trained[trial_id]]
+        trained[trial_id] += 1
+        decision = scheduler.on_trial_result(controller, trial, result)
+        if trained[trial_id] == len(curves[trial_id]):  # the last epoch, or a divergence
+            scheduler.on_trial_complete(controller, trial, result)
+            trial.status = Trial.TERMINATED
+        elif decision == TrialScheduler.PAUSE:
+            trial.status = Trial.PAUSED
+        else:
+            heapq.heappush(running, (now + curves[trial_id][trained[trial_id]]["time_this_iter_s"], trial_id, trial))
+    completed = [r for r in fifo if trained[str(r["index"])] == max_t and curves[str(r["index"])][-1]["rec_loss"] < 1e6]
+    return {"trial_epochs": sum(trained.values()),
+            "hv": hypervolume([(float(r["history"][max_t - 1]["mig"]), float(r["history"][max_t - 1]["rec_loss"]))
+                               for r in completed]),
+            "completed": sorted(r["index"] for r in completed)}
+
+
+def replay_table(fifo: list[dict], max_t: int, grace_periods: list[int], factors: list[float]) -> list[str]:
+    """Markdown rows: each (grace period, reduction factor) replayed on FIFO's first max_t epochs."""
+    whole = hypervolume([(float(r["history"][max_t - 1]["mig"]), float(r["history"][max_t - 1]["rec_loss"]))
+                         for r in fifo if len(r["history"]) >= max_t])
+    lines = ["| grace period | reduction factor | rungs (epochs) | trial-epochs | hypervolume | trained every epoch |",
+             "|---:|---:|---|---:|---:|---|"]
+    for grace in grace_periods:
+        for factor in factors:
+            rungs = rung_epochs(max_t, grace, factor)
+            if not rungs:
+                continue
+            r = replay(fifo, max_t, grace, factor)
+            lines.append(f"| {grace} | {factor:g} | {', '.join(map(str, rungs))} | {r['trial_epochs']} "
+                         f"({r['trial_epochs'] / (max_t * len(fifo)):.0%}) | {r['hv']:.2f} ({r['hv'] / whole:.0%}) "
+                         f"| {', '.join(f'#{i}' for i in r['completed'])} |")
+    return lines
+
+
+def rank_agreement(fifo: list[dict], max_t: int) -> list[str]:
+    """Markdown rows: Spearman rank correlation of each objective at epoch e with its value at max_t."""
+    import pandas as pd
+
+    finished = [r for r in fifo if len(r["history"]) >= max_t and r["history"][max_t - 1]["rec_loss"] < 1e6]
+    epochs = range(1, max_t)
+    lines = ["| objective | " + " | ".join(f"epoch {e}" for e in epochs) + " |", "|---|" + "---:|" * len(epochs)]
+    for metric, _ in OBJECTIVES:
+        final = pd.Series([r["history"][max_t - 1][metric] for r in finished])
+        cells = [pd.Series([r["history"][e - 1][metric] for r in finished]).corr(final, method="spearman")
+                 for e in epochs]
+        lines.append(f"| {metric} | " + " | ".join(f"{c:.2f}" for c in cells) + " |")
+    return lines
 
 
 def markdown(runs: dict[str, list[dict]], configs: list[dict], args: argparse.Namespace, load: tuple) -> str:
@@ -181,6 +298,23 @@ def plot(runs: dict[str, list[dict]], path: Path) -> None:
     fig.write_image(str(path))
 
 
+def settings(args: argparse.Namespace) -> dict:
+    """What a run's curves depend on: a reused run must have been trained with these."""
+    return {k: getattr(args, k) for k in ("configs", "epochs", "train_images", "space", "precision")}
+
+
+def reused_runs(path: str | None, configs: list[dict], args: argparse.Namespace) -> dict[str, list[dict]]:
+    """The runs of an earlier benchmark JSON; FIFO's only when the ASHA settings differ."""
+    if path is None:
+        return {}
+    earlier = json.loads(Path(path).read_text())
+    if earlier.get("configs") != configs or earlier.get("settings", {}).get("training") != settings(args):
+        raise SystemExit(f"--reuse {path}: its configurations or training settings differ from these; "
+                         "run without --reuse")
+    same_asha = earlier["settings"].get("asha") == [args.grace_period, args.reduction_factor]
+    return {name: records for name, records in earlier["runs"].items() if name == "fifo" or same_asha}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", type=int, default=16)
@@ -189,28 +323,32 @@ def main() -> None:
     parser.add_argument("--space", default="sintro_tc")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
                         help="TrainConfig.precision of every training (both runs alike)")
+    parser.add_argument("--grace-period", type=int, default=1, help="MO-ASHA's first rung, in epochs")
+    parser.add_argument("--reduction-factor", type=float, default=3.0, help="MO-ASHA: 1 in this many passes a rung")
+    parser.add_argument("--reuse", help="an earlier run's JSON: take its runs instead of training them again")
     parser.add_argument("--out", default="docs/bench/mo_asha.md")
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
 
     configs = configurations(args.space, args.configs)
+    runs = reused_runs(args.reuse, configs, args)
+    out = Path(args.out)
+    record = {"settings": {"training": settings(args), "asha": [args.grace_period, args.reduction_factor]},
+              "configs": configs, "runs": runs}
     before = os.getloadavg()[0]
     ray.init(address="local", num_cpus=2, object_store_memory=150 * 1024**2, include_dashboard=False,
              log_to_driver=False)
-    runs = {}
     try:
         with tempfile.TemporaryDirectory(prefix="bench-mo-asha-") as storage:
             for scheduler in ("asha", "fifo"):
-                runs[scheduler] = run(configs, scheduler, args, Path(storage))
+                if scheduler not in runs:
+                    runs[scheduler] = run(configs, scheduler, args, Path(storage))
                 print(scheduler, summary(runs[scheduler]), flush=True)
                 # kept as each run ends, so a stopped benchmark loses at most the run in progress
-                Path(args.out).with_suffix(".json").write_text(json.dumps({"configs": configs, "runs": runs},
-                                                                          default=str))
+                out.with_suffix(".json").write_text(json.dumps(record, default=str))
     finally:
         ray.shutdown()
-    out = Path(args.out)
-    out.with_suffix(".json").write_text(json.dumps({"configs": configs, "runs": runs}, default=str))
     text = markdown(runs, configs, args, (before, os.getloadavg()[0]))
     print(text)
     out.write_text(text)

@@ -36,7 +36,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from trainables.data import load_dataset
-from trainables.trainer import TrainConfig, Trainer, resolve_precision
+from trainables.device import resolve_precision
+from trainables.trainer import TrainConfig, Trainer
 from trainables.vocabulary import VARIANT_NAMES
 
 

@@ -125,7 +125,7 @@ def local_gpus() -> int:
 
 def local_precision(precision: str) -> str:
     """What TrainConfig.precision `precision` resolves to on this machine ("fp32" or "bf16")."""
-    from trainables.trainer import resolve_device, resolve_precision  # deferred: imports torch (seconds)
+    from trainables.device import resolve_device, resolve_precision  # deferred: imports torch (seconds)
 
     return resolve_precision(precision, resolve_device("auto"))
 

@@ -428,7 +428,8 @@ def test_pareto_front_info(gen):
     t = gen.trials.set_index("trial_id")
     points = t.loc[t["outcome"].isin(["completed", "stopped", "running"])]
     assert set(info.trial_ids) == set(points.index)
-    assert info.n_excluded == len(t) - len(points)  # diverged, error, pending
+    # left out by outcome, each named (an interrupted trial with values is not "without values")
+    assert dict(info.left_out) == t.loc[~t.index.isin(points.index), "outcome"].value_counts().to_dict()
     x, y = np.array(info.x), np.array(info.y)
     done = [i for i, r in enumerate(info.running) if not r]
     for i in range(len(x)):  # brute force over the finished points; a running one is never on the front

@@ -144,7 +144,7 @@ def test_reused_decoder_passes_give_the_separate_passes_step_bit_for_bit(small_d
 
 
 def test_precision_resolves_per_device_and_is_recorded():
-    from trainables.trainer import cpu_has_native_bf16, resolve_precision
+    from trainables.device import cpu_has_native_bf16, resolve_precision
 
     cpu = torch.device("cpu")
     assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16"

@@ -48,6 +48,11 @@ def reconstruction_loss(x: torch.Tensor, out: torch.Tensor, likelihood: str) -> 
     return per_pixel.flatten(1).sum(1)
 
 
+def as_image(out: torch.Tensor, likelihood: str) -> torch.Tensor:
+    """Decoder output -> image space: the Bernoulli logits through a sigmoid, a Gaussian mean as it is."""
+    return torch.sigmoid(out) if likelihood == "bernoulli" else out
+
+
 def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(q(z|x) || N(0, I)) = 0.5 * sum_l (mu^2 + exp(logvar) - logvar - 1), (B, L) -> (B,)."""
     return 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1).sum(1)

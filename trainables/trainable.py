@@ -43,8 +43,9 @@ import torch
 from ray import tune
 
 from trainables.data import Dataset, load_dataset
+from trainables.device import resolve_device, resolve_precision
 from trainables.metrics.evaluate import evaluate
-from trainables.trainer import Diverged, TrainConfig, Trainer, resolve_device, resolve_precision
+from trainables.trainer import Diverged, TrainConfig, Trainer
 from trainables.vocabulary import (
     CHECKPOINT_FILE,
     DIVERGED_FILE,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import time
 from dataclasses import dataclass
@@ -20,14 +19,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from trainables import objectives as obj
 from trainables import vocabulary as vocab
 from trainables.cli import OneLineParser, UsageError, check_output_folder, fail
 from trainables.data import Dataset, DatasetError, load_dataset
+from trainables.device import resolve_device, resolve_precision
+from trainables.images import save_images
 from trainables.models import VAE
-from trainables.storage import atomic_path, write_atomic
+from trainables.storage import atomic_path
 
 
 @dataclass(frozen=True)
@@ -115,48 +115,6 @@ class Diverged(RuntimeError):
         self.step = step
 
 
-def resolve_device(name: str) -> torch.device:
-    """"auto" (a GPU when one is visible), or a torch device name; a ValueError names the fix."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"device {name!r} is unknown: use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r}: no CUDA GPU is visible to torch: use --device cpu (or auto)")
-    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise ValueError(f"device {name!r}: torch sees {torch.cuda.device_count()} GPU(s): use cuda:0 .. "
-                         f"cuda:{torch.cuda.device_count() - 1}")
-    return device
-
-
-def cpu_has_native_bf16() -> bool:
-    """Whether this x86 CPU computes in bf16 natively (AVX512-BF16 or AMX), so that bf16 autocast
-    speeds training up instead of emulating bf16 in float32 arithmetic."""
-    for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):  # torch >= 2.3
-        check = getattr(torch.cpu, probe, None)
-        if check is not None and check():
-            return True
-    try:  # older torch: the kernel's CPU flags
-        flags = Path("/proc/cpuinfo").read_text().split()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """"fp32" or "bf16" for TrainConfig.precision on `device`: "auto" is bf16 on CUDA GPUs that
-    support it and on CPUs with native bf16 (AVX512-BF16 or AMX), where it trains 1.2-1.7x faster
-    with final metrics within the spread between fp32 seeds (docs/bench/precision.md); fp32
-    elsewhere."""
-    if precision != "auto":
-        return precision
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    return "bf16" if device.type == "cpu" and cpu_has_native_bf16() else "fp32"
-
-
 class Trainer:
     """Holds the model, the optimisers and the data on the device; `train_epoch` runs one epoch."""
 
@@ -237,7 +195,7 @@ class Trainer:
 
     def _as_image(self, out):
         """Decoder output -> image space, to feed generated images back to the encoder."""
-        return torch.sigmoid(out) if self.dataset.likelihood == "bernoulli" else out
+        return obj.as_image(out, self.dataset.likelihood)
 
     def _encode_each(self, batches: list[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """(mu, logvar, z) of each batch. A model with batch-dependent layers (BatchNorm) sees each
@@ -436,62 +394,10 @@ class Trainer:
         trainer.epoch, trainer.step = state["epoch"], state["step"]
         return trainer
 
-    # --- images ---------------------------------------------------------------------------------
-    @torch.no_grad()
-    def save_images(self, out_dir: str | Path, n: int = 8, traversal_steps: int = 9,
-                    kl_images: int = 512) -> list[Path]:
-        """PNG grids (vocabulary.IMAGE_KINDS): inputs over reconstructions, decodes of
-        z ~ N(0, s^2) for s = 1 and 3 (the report's figure 3c), and a traversal of every latent
-        from -2.5 to 2.5 around the first input's code, one row per latent in order of its mean
-        KL over `kl_images` images (the most used latent first). traversals.json says, row by
-        row, which latent it is and its KL, and the z values of the columns."""
-        self.model.eval()
-        out_dir = Path(out_dir)
-        gen = torch.Generator(device="cpu").manual_seed(self.config.seed)
-        order = torch.randperm(len(self.images), generator=gen).to(self.device)
-        x = self.images[order[:n]].float() / self.dataset.pixel_max
-        mu, _ = self.model.encode(x)
-        image = lambda z: self._as_image(self.model.decode(z)).clamp(0, 1)  # noqa: E731
-        grids = {"recon": torch.stack([x, image(mu)])}
-        for std in vocab.SAMPLE_STDS:
-            z = torch.randn(2, n, self.config.latent_dim, generator=gen).to(self.device) * std
-            grids[f"samples_std{std}"] = image(z.flatten(0, 1)).unflatten(0, (2, n))
-        kl = self._latent_kl(order[:kl_images])
-        latents = torch.argsort(kl, descending=True)
-        values = torch.linspace(-2.5, 2.5, traversal_steps, device=self.device)
-        z = mu[0].repeat(self.config.latent_dim, traversal_steps, 1)  # (L, steps, L): row r moves latent latents[r]
-        rows = torch.arange(self.config.latent_dim, device=self.device)
-        z[rows, :, latents] = values
-        grids["traversals"] = image(z.flatten(0, 1)).unflatten(0, (self.config.latent_dim, traversal_steps))
-        self.model.train()
-        paths = [write_grid(g, out_dir / f"{name}.png") for name, g in grids.items()]
-        info = {"latents": latents.tolist(), "kl": [round(float(kl[l]), 6) for l in latents],
-                "values": [round(float(v), 6) for v in values]}
-        paths.append(write_atomic(out_dir / vocab.TRAVERSALS_INFO, json.dumps(info) + "\n"))
-        return paths
-
-    def _latent_kl(self, index: torch.Tensor, batch: int = 256) -> torch.Tensor:
-        """Mean KL(q(z_l|x) || N(0, 1)) per latent over the images `index`, (L,)."""
-        total = torch.zeros(self.config.latent_dim, device=self.device)
-        for chunk in index.split(batch):
-            mu, logvar = self.model.encode(self.images[chunk].float() / self.dataset.pixel_max)
-            total += (0.5 * (mu.pow(2) + logvar.exp() - logvar - 1)).sum(0)
-        return total / len(index)
-
-
-def write_grid(images: torch.Tensor, path: Path, pad: int = 2) -> Path:
-    """(rows, cols, C, H, W) in [0, 1] -> one PNG, written atomically."""
-
-    rows, cols, c, h, w = images.shape
-    canvas = torch.ones(c, rows * (h + pad) + pad, cols * (w + pad) + pad)
-    for r in range(rows):
-        for col in range(cols):
-            top, left = pad + r * (h + pad), pad + col * (w + pad)
-            canvas[:, top:top + h, left:left + w] = images[r, col].float().cpu()
-    array = (canvas.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-    with atomic_path(path) as tmp:
-        Image.fromarray(array[..., 0] if c == 1 else array).save(tmp, format="PNG")
-    return Path(path)
+    def save_images(self, out_dir: str | Path) -> list[Path]:
+        """The model's image grids on this trainer's data (trainables.images.save_images)."""
+        return save_images(self.model, self.images, out_dir, pixel_max=self.dataset.pixel_max,
+                           likelihood=self.dataset.likelihood, seed=self.config.seed)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -37,7 +37,7 @@ class ParetoFrontInfo(NamedTuple):
     best: str | None                # shown first: the front trial best in the study's first objective
     x_log: bool                     # the values span two decades or more: a log axis by default
     y_log: bool
-    n_excluded: int                 # trials without both values (diverged, failed, pending)
+    left_out: tuple[tuple[str, int], ...]  # (why, how many): an outcome not shown, or "without both values"
 
 
 def pareto_front_info(exp: Experiment, *, y: str | None = None, x: str | None = None,
@@ -49,7 +49,10 @@ def pareto_front_info(exp: Experiment, *, y: str | None = None, x: str | None = 
     y, x = objective_pair(exp, y, x)
     t = exp.trials
     x_all, y_all = (pd.to_numeric(t[m], errors="coerce").astype("float64").to_numpy() for m in (x, y))
-    keep = t["outcome"].isin(list(outcomes)).to_numpy() & np.isfinite(x_all) & np.isfinite(y_all)
+    shown = t["outcome"].isin(list(outcomes)).to_numpy()
+    keep = shown & np.isfinite(x_all) & np.isfinite(y_all)
+    left_out = [*t.loc[~shown, "outcome"].astype(str).value_counts(sort=False).items(),
+                ("without both values", int((shown & ~keep).sum()))]
     pts = t.loc[keep]
     xs, ys = x_all[keep], y_all[keep]
     x_up, y_up = exp.direction(x) == "maximize", exp.direction(y) == "maximize"
@@ -67,7 +70,8 @@ def pareto_front_info(exp: Experiment, *, y: str | None = None, x: str | None = 
         running=tuple(bool(o == Outcome.RUNNING.value) for o in pts["outcome"]), ranks=ranks,
         hover=tuple(_hover(r, exp, (y, x)) for _, r in pts.iterrows()),
         front=tuple(ids[i] for i in order), best=_best(exp, pts, on_front),
-        x_log=spans_decades(xs), y_log=spans_decades(ys), n_excluded=int(len(t) - keep.sum()),
+        x_log=spans_decades(xs), y_log=spans_decades(ys),
+        left_out=tuple((why, int(n)) for why, n in left_out if n),
     )
 
 
@@ -184,8 +188,8 @@ def _note(info: ParetoFrontInfo) -> str:
     note = f"{len(info.front)} of {len(info.trial_ids)} trials on the front; faded: dominated"
     if any(info.running):
         note += "; open: still training (not ranked)"
-    if info.n_excluded:
-        note += f"; {info.n_excluded} without both values left out"
+    if info.left_out:
+        note += "; left out: " + ", ".join(f"{n} {why}" for why, n in info.left_out)
     return note + ". Click a point to see its images."
 
 
