@@ -45,6 +45,7 @@ from trainables.vocabulary import (
     kl_dim_latent,
     metrics_of,
     node_label,
+    retries,
     trial_outcome,
 )
 
@@ -196,13 +197,10 @@ def _diverged_epoch(results: list[dict[str, Any]]) -> int | None:
 
 def _retries(ray: RayTrial, results: list[dict[str, Any]]) -> dict[str, int]:
     """``restarts``: times the process started again (a new run reports iterations_since_restore
-    1); ``retries``: Ray's count of failures, less the final failure of a trial that ended in
-    ERROR (not retried)."""
+    1); ``retries``: vocabulary.retries, else the restarts."""
     restarts = max(0, sum(1 for r in results if r.get("iterations_since_restore") == 1) - 1)
-    failures = ray.num_failures
-    if finite(failures) and ray.status == "ERROR":
-        failures = max(0, int(failures) - 1)
-    return {"retries": int(failures) if finite(failures) else restarts, "restarts": restarts}
+    counted = retries(ray.num_failures, ray.status)
+    return {"retries": restarts if counted is None else counted, "restarts": restarts}
 
 
 def _start_time(ray: RayTrial, results: list[dict[str, Any]]) -> float | None:

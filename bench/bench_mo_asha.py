@@ -73,7 +73,8 @@ def run(configs: list[dict], scheduler: str, args: argparse.Namespace, storage: 
             "metrics_every": 1 if scheduler == "fifo" else args.epochs, "metrics_at": rungs,
             "final_metrics": "fast", "objectives": [list(o) for o in OBJECTIVES], "precision": args.precision}
     asha = (MultiObjectiveASHA(OBJECTIVES, max_t=args.epochs, grace_period=args.grace_period,
-                               reduction_factor=args.reduction_factor) if scheduler == "asha" else None)
+                               reduction_factor=args.reduction_factor, keep_extremes=not args.plain)
+            if scheduler == "asha" else None)
     tuner = tune.Tuner(
         tune.with_resources(_configured, Resources(1, 0)),
         param_space={"base": base, "config": tune.grid_search(configs)},
@@ -88,7 +89,7 @@ def run(configs: list[dict], scheduler: str, args: argparse.Namespace, storage: 
     for result in grid:
         history = result.metrics_dataframe
         index = configs.index(result.config["config"])
-        columns = ["epoch", "metrics_epoch", "mig", "rec_loss", "timestamp", "time_this_iter_s"]
+        columns = ["epoch", "metrics_epoch", "outcome", "mig", "rec_loss", "timestamp", "time_this_iter_s"]
         rows = history[columns].to_dict("records")
         records.append({"index": index, "scheduler": scheduler, "history": rows, "wall_s": wall,
                         "completed": result.metrics.get("outcome") == "completed"})
@@ -165,7 +166,8 @@ class _ReplayController:
         trial.status = Trial.TERMINATED
 
 
-def replay(fifo: list[dict], max_t: int, grace_period: int, reduction_factor: float, slots: int = 2) -> dict:
+def replay(fifo: list[dict], max_t: int, grace_period: int, reduction_factor: float, *, keep_extremes: bool = True,
+           slots: int = 2) -> dict:
     """The project's MultiObjectiveASHA run on FIFO's curves instead of on trainings: `slots`
     trials at a time, each epoch taking as long as it took in FIFO, the configurations in FIFO's
     order. A training is deterministic, so a trial the scheduler runs to epoch k reports what
@@ -178,7 +180,7 @@ def replay(fifo: list[dict], max_t: int, grace_period: int, reduction_factor: fl
 
     curves = {str(r["index"]): r["history"][:max_t] for r in fifo}
     scheduler = MultiObjectiveASHA(OBJECTIVES, max_t=max_t, grace_period=grace_period,
-                                   reduction_factor=reduction_factor)
+                                   reduction_factor=reduction_factor, keep_extremes=keep_extremes)
     trials = [_ReplayedTrial(str(r["index"])) for r in fifo]
     controller = _ReplayController(trials)
     trained = dict.fromkeys(curves, 0)
@@ -210,20 +212,26 @@ def replay(fifo: list[dict], max_t: int, grace_period: int, reduction_factor: fl
 
 
 def replay_table(fifo: list[dict], max_t: int, grace_periods: list[int], factors: list[float]) -> list[str]:
-    """Markdown rows: each (grace period, reduction factor) replayed on FIFO's first max_t epochs."""
+    """Markdown rows: each (grace period, reduction factor) replayed on FIFO's first max_t epochs,
+    with the plain promotion rule and with keep_extremes, as shares of FIFO's trial-epochs and
+    hypervolume over the same max_t epochs."""
     whole = hypervolume([(float(r["history"][max_t - 1]["mig"]), float(r["history"][max_t - 1]["rec_loss"]))
                          for r in fifo if len(r["history"]) >= max_t])
-    lines = ["| grace period | reduction factor | rungs (epochs) | trial-epochs | hypervolume | trained every epoch |",
-             "|---:|---:|---|---:|---:|---|"]
+    lines = ["| grace period | reduction factor | rungs (epochs) | plain: trial-epochs | plain: hypervolume "
+             "| keep_extremes: trial-epochs | keep_extremes: hypervolume | keep_extremes: trained every epoch |",
+             "|---:|---:|---|---:|---:|---:|---:|---|"]
     for grace in grace_periods:
         for factor in factors:
             rungs = rung_epochs(max_t, grace, factor)
             if not rungs:
                 continue
-            r = replay(fifo, max_t, grace, factor)
-            lines.append(f"| {grace} | {factor:g} | {', '.join(map(str, rungs))} | {r['trial_epochs']} "
-                         f"({r['trial_epochs'] / (max_t * len(fifo)):.0%}) | {r['hv']:.2f} ({r['hv'] / whole:.0%}) "
-                         f"| {', '.join(f'#{i}' for i in r['completed'])} |")
+            cells = []
+            for keep in (False, True):
+                r = replay(fifo, max_t, grace, factor, keep_extremes=keep)
+                cells += [f"{r['trial_epochs']} ({r['trial_epochs'] / (max_t * len(fifo)):.0%})",
+                          f"{r['hv']:.2f} ({r['hv'] / whole:.0%})"]
+            lines.append(f"| {grace} | {factor:g} | {', '.join(map(str, rungs))} | " + " | ".join(cells)
+                         + f" | {', '.join(f'#{i}' for i in r['completed'])} |")
     return lines
 
 
@@ -232,7 +240,7 @@ def rank_agreement(fifo: list[dict], max_t: int) -> list[str]:
     import pandas as pd
 
     finished = [r for r in fifo if len(r["history"]) >= max_t and r["history"][max_t - 1]["rec_loss"] < 1e6]
-    epochs = range(1, max_t)
+    epochs = [e for e in (1, 2, 3, 4, 6, 9, 12, 18) if e < max_t]
     lines = ["| objective | " + " | ".join(f"epoch {e}" for e in epochs) + " |", "|---|" + "---:|" * len(epochs)]
     for metric, _ in OBJECTIVES:
         final = pd.Series([r["history"][max_t - 1][metric] for r in finished])
@@ -246,7 +254,9 @@ def markdown(runs: dict[str, list[dict]], configs: list[dict], args: argparse.Na
     fifo, asha = summary(runs["fifo"]), summary(runs["asha"])
     lines = [f"Measured {datetime.datetime.now():%Y-%m-%d %H:%M} with `python bench/bench_mo_asha.py --configs "
              f"{args.configs} --epochs {args.epochs} --train-images {args.train_images} --space {args.space} "
-             f"--precision {args.precision}`: {args.configs} configurations of `{args.space}` (RandomSampler seed 0, "
+             f"--precision {args.precision} --grace-period {args.grace_period} --reduction-factor "
+             f"{args.reduction_factor:g}{' --plain' if args.plain else ''}`: {args.configs} configurations of "
+             f"`{args.space}` (RandomSampler seed 0, "
              f"training seed 0), 2 trials at a time, 1 torch thread each, precision {args.precision} in both runs. "
              f"Reference point of the hypervolume: "
              f"MIG {REFERENCE[0]:g}, rec_loss {REFERENCE[1]:g} nats. Load average (1 min) before / after: "
@@ -269,7 +279,34 @@ def markdown(runs: dict[str, list[dict]], configs: list[dict], args: argparse.Na
         am, ar = final_point(a)
         lines.append(f"| {f['index']} | " + " | ".join(cells) + f" | {fm:.3f} | {fr:.0f} | {len(a['history'])}"
                      f"{'' if a['completed'] else ' (stopped)'} | {am:.3f} | {ar:.0f} |")
+    same, pairs = agreement(runs)
+    lines += ["", f"Both runs saw the same numbers: MO-ASHA's rec_loss equals FIFO's at {same[0]} of the {pairs[0]} "
+                  f"(trial, epoch) pairs both trained, its MIG at {same[1]} of the {pairs[1]} pairs where it measured "
+                  "MIG.", "", f"Replayed on FIFO's curves ({args.epochs} epochs; `replay`: the same scheduler "
+                  "code, each epoch as long as it took in FIFO; not runs):", ""]
+    factors = [2.0, 3.0, 4.0]
+    lines += replay_table(runs["fifo"], args.epochs, [g for g in (1, 2, 3, 5, 9) if g < args.epochs], factors)
+    if args.epochs > 9:
+        lines += ["", "The same on FIFO's first 9 epochs (the README main job's horizon):", ""]
+        lines += replay_table(runs["fifo"], 9, [1, 2, 3], factors)
+    lines += ["", "Spearman rank correlation of each objective at epoch e with its value at the last epoch "
+                  "(FIFO's trials that did not diverge):", ""]
+    lines += rank_agreement(runs["fifo"], args.epochs)
     return "\n".join(lines) + "\n"
+
+
+def agreement(runs: dict[str, list[dict]]) -> tuple[tuple[int, int], tuple[int, int]]:
+    """How many (trial, epoch) values of MO-ASHA equal FIFO's: (rec_loss, MIG where measured),
+    each as (equal, compared)."""
+    same, pairs = [0, 0], [0, 0]
+    for f, a in zip(runs["fifo"], runs["asha"]):
+        for fa, aa in zip(f["history"], a["history"]):
+            pairs[0] += 1
+            same[0] += fa["rec_loss"] == aa["rec_loss"]
+            if aa.get("metrics_epoch") == aa["epoch"]:
+                pairs[1] += 1
+                same[1] += fa["mig"] == aa["mig"]
+    return (same[0], same[1]), (pairs[0], pairs[1])
 
 
 def plot(runs: dict[str, list[dict]], path: Path) -> None:
@@ -303,6 +340,10 @@ def settings(args: argparse.Namespace) -> dict:
     return {k: getattr(args, k) for k in ("configs", "epochs", "train_images", "space", "precision")}
 
 
+def asha_settings(args: argparse.Namespace) -> list:
+    return [args.grace_period, args.reduction_factor, not args.plain]
+
+
 def reused_runs(path: str | None, configs: list[dict], args: argparse.Namespace) -> dict[str, list[dict]]:
     """The runs of an earlier benchmark JSON; FIFO's only when the ASHA settings differ."""
     if path is None:
@@ -311,7 +352,7 @@ def reused_runs(path: str | None, configs: list[dict], args: argparse.Namespace)
     if earlier.get("configs") != configs or earlier.get("settings", {}).get("training") != settings(args):
         raise SystemExit(f"--reuse {path}: its configurations or training settings differ from these; "
                          "run without --reuse")
-    same_asha = earlier["settings"].get("asha") == [args.grace_period, args.reduction_factor]
+    same_asha = earlier["settings"].get("asha") == asha_settings(args)
     return {name: records for name, records in earlier["runs"].items() if name == "fifo" or same_asha}
 
 
@@ -325,6 +366,8 @@ def main() -> None:
                         help="TrainConfig.precision of every training (both runs alike)")
     parser.add_argument("--grace-period", type=int, default=1, help="MO-ASHA's first rung, in epochs")
     parser.add_argument("--reduction-factor", type=float, default=3.0, help="MO-ASHA: 1 in this many passes a rung")
+    parser.add_argument("--plain", action="store_true",
+                        help="MO-ASHA without keep_extremes: the top n // reduction factor of a rung alone")
     parser.add_argument("--reuse", help="an earlier run's JSON: take its runs instead of training them again")
     parser.add_argument("--out", default="docs/bench/mo_asha.md")
     args = parser.parse_args()
@@ -334,7 +377,7 @@ def main() -> None:
     configs = configurations(args.space, args.configs)
     runs = reused_runs(args.reuse, configs, args)
     out = Path(args.out)
-    record = {"settings": {"training": settings(args), "asha": [args.grace_period, args.reduction_factor]},
+    record = {"settings": {"training": settings(args), "asha": asha_settings(args)},
               "configs": configs, "runs": runs}
     before = os.getloadavg()[0]
     ray.init(address="local", num_cpus=2, object_store_memory=150 * 1024**2, include_dashboard=False,

@@ -46,6 +46,7 @@ from trainables.vocabulary import (
     RETRY_OF,
     SCORED_OUTCOMES,
     node_label,
+    retries,
     trial_outcome,
 )
 
@@ -67,13 +68,14 @@ class Verdict:
     node: str | None
     optuna_state: str | None = None
     retry_of: int | None = None  # the FAIL Optuna trial this one's result supersedes
+    retries: int | None = None  # vocabulary.retries: runs again after a failure
 
     def as_record(self) -> dict[str, Any]:
         """study.json's entry (vocabulary.RECORD_TRIAL_KEYS)."""
         values = {"trial_id": self.trial_id, "trial_dir": self.trial_dir, OPTUNA_NUMBER: self.optuna_number,
                   "optuna_state": self.optuna_state, RETRY_OF: self.retry_of, OUTCOME_ATTR: self.outcome,
                   ERROR_ATTR: self.error, "ray_status": self.ray_status, RAY_ERROR: self.ray_error,
-                  NODE_ATTR: self.node_id, "node": self.node}
+                  NODE_ATTR: self.node_id, "node": self.node, "retries": self.retries}
         return {k: values[k] for k in RECORD_TRIAL_KEYS}
 
 
@@ -81,7 +83,8 @@ def reconcile(settings: Settings, results: tune.ResultGrid, study: optuna.Study)
     """The verdicts of every trial in `results`, with Ray's file and the Optuna journal corrected
     to match (see the module docstring)."""
     pairs = _trials_and_results(settings, results)
-    verdicts = [judge(status, last, config, path, error) for status, last, config, path, error in pairs]
+    verdicts = [judge(status, last, config, path, error, num_failures=failures)
+                for status, last, config, path, error, failures in pairs]
     correct_ended(settings.experiment_dir, {v.trial_id: "ERROR" for v in verdicts if v.ray_status == "ERROR"})
     lasts = {v.trial_id: last for v, (_, last, *_) in zip(verdicts, pairs, strict=True)}
     return [_agree_with_optuna(v, study, lasts[v.trial_id], settings) for v in verdicts]
@@ -95,7 +98,7 @@ def count(verdicts: list[Verdict]) -> dict[str, int]:
 
 
 def judge(status: str | None, last: dict[str, Any], config: dict[str, Any], path: str | None,
-          error: BaseException | str | None) -> Verdict:
+          error: BaseException | str | None, *, num_failures: int | None = None) -> Verdict:
     """One trial's verdict from Ray's view of it (the driver has finished with it)."""
     reported = last.get("outcome") if isinstance(last.get("outcome"), str) else None
     outcome = trial_outcome(reported, status, errored=status == "ERROR", driver_running=False)
@@ -109,7 +112,7 @@ def judge(status: str | None, last: dict[str, Any], config: dict[str, Any], path
         optuna_number=number if isinstance(number, int) else None, outcome=outcome.value,
         error=str(said or NODE_LOST).splitlines()[0][:500] if failed else None, ray_status=status,
         ray_error=_first_line(error) if failed else None, node_id=node_id,
-        node=node_label(node_id, last.get("hostname")),
+        node=node_label(node_id, last.get("hostname")), retries=retries(num_failures, status),
     )
 
 
@@ -126,7 +129,7 @@ def _trial_id(folder: str | None) -> str:
 
 
 def _trials_and_results(settings: Settings, results: tune.ResultGrid) -> list[tuple]:
-    """(status, last result, config, path, error) per trial. The status is the one in Ray's
+    """(status, last result, config, path, error, Ray's failure count) per trial. The status is the one in Ray's
     file -- its last snapshot, taken before Ray's clean-up marks every trial with a live actor
     TERMINATED, which after an interruption is not how they stand -- except an ERROR that only
     the driver's memory (the Trial objects behind the ResultGrid) knows: a trial lost with its node."""
@@ -143,7 +146,8 @@ def _trials_and_results(settings: Settings, results: tune.ResultGrid) -> list[tu
         errored = (trial.status == "ERROR") if trial is not None else (r.error is not None and state is None)
         status = "ERROR" if errored else (state.status if state is not None else getattr(trial, "status", None))
         config = dict(trial.config or {}) if trial is not None else dict(r.config or {})
-        out.append((status, {"trial_id": trial_id, **last}, config, r.path, r.error))
+        failures = trial.num_failures if trial is not None else getattr(state, "num_failures", None)
+        out.append((status, {"trial_id": trial_id, **last}, config, r.path, r.error, failures))
     return out
 
 

@@ -1,7 +1,7 @@
 """Multi-objective asynchronous successive halving (MO-ASHA) as a Ray Tune scheduler.
 
     scheduler = MultiObjectiveASHA([("mig", "max"), ("rec_loss", "min")], max_t=9, grace_period=1,
-                                   reduction_factor=3)
+                                   reduction_factor=3, keep_extremes=True)
     search_alg = SlotLimiter(searcher, max_concurrent=2)   # a paused trial holds no slot
 
 ASHA (Li et al. 2020) trains every configuration to the first rung -- epochs grace_period *
@@ -12,7 +12,15 @@ multi-fidelity hyperparameter optimization with application to fairness"; Syne T
 ranks a rung by non-dominated sorting: the Pareto front of the rung first, then the front of the
 rest, and so on. Within one front the tie-break keeps the front spread out: points with a larger
 crowding distance (NSGA-II, Deb et al. 2002; objectives scaled to the front's range) come first,
-the two ends of each objective before everything else. One objective is plain ASHA.
+the two ends of each objective before everything else (Syne Tune orders a front by an epsilon-net
+instead; Schmucker et al. compare both). One objective is plain ASHA.
+
+``keep_extremes`` (the default): once a rung promotes at all (n >= reduction_factor), each
+objective's best trial there goes on too, besides the top n // reduction_factor. With few trials
+per rung n // reduction_factor is 1, and one trial cannot stand for a front of two objectives:
+the plain rule keeps one end of the front and stops the other (docs/bench/mo_asha.md measures
+both). It costs at most one promotion per objective and rung, and gives no free pass: a rung with
+fewer than reduction_factor trials still promotes nothing.
 
 This is ASHA's promotion variant, asynchronous: a trial that reaches a rung is promoted at once
 when it ranks high enough, else it pauses there (its checkpoint is that epoch's) and its slot
@@ -80,6 +88,14 @@ def nondominated_order(costs: np.ndarray) -> list[int]:
     return order
 
 
+def each_best(costs: np.ndarray, order: list[int]) -> list[int]:
+    """For each column of `costs` (lower is better), the row with the lowest value; among equal
+    values the one first in `order` (nondominated_order's, so never a dominated one)."""
+    costs = np.where(np.isnan(costs), np.inf, np.asarray(costs, dtype=float))
+    position = {row: k for k, row in enumerate(order)}
+    return [min(range(len(costs)), key=lambda row: (costs[row, col], position[row])) for col in range(costs.shape[1])]
+
+
 def _dominates(a: np.ndarray, b: np.ndarray) -> bool:
     return bool(np.all(a <= b) and np.any(a < b))
 
@@ -107,12 +123,13 @@ class MultiObjectiveASHA(FIFOScheduler):
     docstring). New trials start in the order Tune adds them, after any promotable paused one."""
 
     def __init__(self, objectives: Sequence[tuple[str, str]], *, max_t: int, grace_period: int = 1,
-                 reduction_factor: float = 3.0) -> None:
+                 reduction_factor: float = 3.0, keep_extremes: bool = True) -> None:
         super().__init__()
         if not objectives:
             raise ValueError("MultiObjectiveASHA needs at least one objective")
         self.objectives = [(str(m), str(mode)) for m, mode in objectives]
         self.max_t, self.grace_period, self.reduction_factor = int(max_t), int(grace_period), float(reduction_factor)
+        self.keep_extremes = bool(keep_extremes)
         self.rungs = rung_epochs(self.max_t, self.grace_period, self.reduction_factor)
         self._recorded: dict[int, dict[str, np.ndarray]] = {r: {} for r in self.rungs}  # rung -> trial -> costs
         self._promoted: dict[int, set[str]] = {r: set() for r in self.rungs}
@@ -208,14 +225,18 @@ class MultiObjectiveASHA(FIFOScheduler):
         return np.array(values)
 
     def _promotable(self, rung: int) -> list[str]:
-        """The trials of the rung's top n // reduction_factor not promoted yet, best first."""
+        """The trials of the rung's top n // reduction_factor -- with `keep_extremes` also each
+        objective's best, once n // reduction_factor >= 1 -- not promoted yet, best first."""
         recorded = self._recorded[rung]
         ids = list(recorded)  # arrival order: the tie-break of last resort
         if not ids:
             return []
-        order = nondominated_order(np.stack([recorded[i] for i in ids]))
-        top = [ids[i] for i in order[:int(len(ids) // self.reduction_factor)]]
-        return [i for i in top if i not in self._promoted[rung]]
+        costs = np.stack([recorded[i] for i in ids])
+        order = nondominated_order(costs)
+        top = order[:int(len(ids) // self.reduction_factor)]
+        if top and self.keep_extremes:
+            top += [i for i in each_best(costs, order) if i not in top]
+        return [ids[i] for i in top if ids[i] not in self._promoted[rung]]
 
     def _stop_paused(self, tune_controller: Any, trials: dict[str, Trial]) -> None:
         """The end of the study: the paused trials that were never promoted stop where they wait."""

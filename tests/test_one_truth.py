@@ -57,6 +57,9 @@ def test_a_trial_lost_with_its_node_is_an_error_with_the_reason_everywhere():
     assert v.ray_error.startswith("The actor 42 is unavailable") and v.node == "gpu7:ababab"
     record = v.as_record()
     assert record["outcome"] == "error" and record["error"] == "node lost" and record["node"] == "gpu7:ababab"
+    # Ray counted one failure, the last one, not retried; a trial retried twice that then completed
+    assert record["retries"] is None and judge("ERROR", last, {}, None, None, num_failures=1).retries == 0
+    assert judge("TERMINATED", {**last, "outcome": "completed"}, {}, None, None, num_failures=2).retries == 2
     reported = judge("ERROR", {"outcome": "error", "error": "RuntimeError: can't allocate memory"}, {}, None, None)
     assert reported.error == "RuntimeError: can't allocate memory"
     assert count([v, reported]) == {"completed": 0, "stopped": 0, "diverged": 0, "error": 2}

@@ -413,6 +413,8 @@ def test_a_removed_worker_node_is_retried_from_its_checkpoint_elsewhere(small_cl
     assert len(restored) == 2 and restored[1]["epoch"] >= 2  # from the checkpoint, not from epoch 1
     trials = pd.read_parquet(experiment / "trials.parquet")
     assert len(trials) == 1 and trials["retries"].iloc[0] == 1 and trials["outcome"].iloc[0] == "completed"
+    record = json.loads((experiment / "study.json").read_text())["trials"]
+    assert [(t["outcome"], t["retries"]) for t in record] == [("completed", 1)]  # study.json says the same
     assert [t.state.name for t in asked(journal_study(experiment, name))] == ["COMPLETE"]
 
 

@@ -94,6 +94,20 @@ def test_a_trial_is_promoted_only_within_the_top_third_of_its_rung_and_waits_oth
     assert report(asha, tc, "c", result(3, 0.25, 300.0)) == PAUSE  # first at rung 3
 
 
+def test_once_a_rung_promotes_at_all_each_objectives_best_goes_on():
+    """A front of two objectives has two ends; one promotion (n // 3 = 1) could keep only one."""
+    runs = {}
+    for keep in (True, False):
+        asha, tc = MultiObjectiveASHA(OBJECTIVES, max_t=9, keep_extremes=keep), FakeController()
+        assert report(asha, tc, "a", result(1, 0.30, 900.0)) == PAUSE  # best MIG, but alone: no free pass
+        assert report(asha, tc, "b", result(1, 0.01, 950.0)) == PAUSE  # dominated by a
+        runs[keep] = (report(asha, tc, "c", result(1, 0.05, 300.0)), asha.choose_trial_to_run(tc))
+    # a and c are the front's two ends; with one promotion only the earlier, a, resumes and c, the
+    # best reconstruction, waits; with keep_extremes both go on. b never does.
+    assert runs[True][0] == CONTINUE and runs[True][1].trial_id == "a"
+    assert runs[False][0] == PAUSE and runs[False][1].trial_id == "a"
+
+
 def test_at_the_end_the_paused_trials_that_were_never_promoted_stop_where_they_wait():
     asha, tc = MultiObjectiveASHA(OBJECTIVES, max_t=9), FakeController()
     for tid, rec in zip("abcd", [500.0, 400.0, 600.0, 700.0]):

@@ -12,6 +12,7 @@ nothing heavier than the standard library: the launcher and the analysis read it
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -210,6 +211,15 @@ ENDED_OUTCOMES = (*SCORED_OUTCOMES, *FAILED_OUTCOMES)  # a trial that will not r
 NODE_LOST = "node lost"
 
 
+def retries(num_failures: float | None, ray_status: str | None) -> int | None:
+    """Times Ray ran a trial again after a failure (FailureConfig.max_failures): Ray's count of
+    failures, less the last one of a trial that ended in ERROR, which was not retried. None when
+    Ray's count is unknown."""
+    if not isinstance(num_failures, (int, float)) or not math.isfinite(num_failures):
+        return None
+    return max(0, int(num_failures) - (1 if ray_status == "ERROR" else 0))
+
+
 def trial_outcome(reported: str | None, ray_status: str | None, *, errored: bool = False,
                   driver_running: bool = True) -> Outcome:
     """How a trial stands: the one rule behind study.json, Optuna's user attributes and
@@ -290,7 +300,7 @@ class StudyStatus(StrEnum):
 RECORD_TRIALS = "trials"
 RAY_ERROR = "ray_error"  # the first line of Ray's own error (error.txt) of a failed trial
 RECORD_TRIAL_KEYS = ("trial_id", "trial_dir", OPTUNA_NUMBER, "optuna_state", RETRY_OF, OUTCOME_ATTR, ERROR_ATTR,
-                     "ray_status", RAY_ERROR, NODE_ATTR, NODE_LABEL)
+                     "ray_status", RAY_ERROR, NODE_ATTR, NODE_LABEL, "retries")
 
 # --- the experiment folder ---------------------------------------------------------------------------
 STUDY_FILE = "study.json"  # settings, versions, status and counts of a study
