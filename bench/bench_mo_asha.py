@@ -1,11 +1,11 @@
 """MO-ASHA against FIFO on one fixed set of configurations: hypervolume against trial-epochs.
 
     python bench/bench_mo_asha.py [--configs 16] [--epochs 9] [--train-images 2000] [--space sintro_tc]
-                                  [--precision auto] [--grace-period 1] [--reduction-factor 3]
-                                  [--reuse earlier.json] [--out docs/bench/mo_asha.md]
+                                  [--precision auto] [--grace-period 1] [--reduction-factor 3] [--plain]
+                                  [--sample-seed 0] [--reuse earlier.json] [--out docs/bench/mo_asha.md]
 
---configs configurations are drawn once from the search space (Optuna's RandomSampler, seed 0;
-every training with seed 0), then trained twice through Ray Tune with the project's trainable,
+--configs configurations are drawn once from the search space (Optuna's RandomSampler, seed
+--sample-seed; every training with seed 0), then trained twice through Ray Tune with the project's trainable,
 two at a time (1 CPU and 1 torch thread each, actors reused, in the order drawn): once FIFO,
 every configuration to its last epoch, and once with study.scheduler.MultiObjectiveASHA over
 (MIG up, rec_loss down) with --grace-period and --reduction-factor (the launcher's defaults: 1
@@ -41,7 +41,7 @@ from types import SimpleNamespace
 import optuna
 
 from search_spaces import get_space
-from study.scheduler import rung_epochs
+from study.scheduler import reaches_the_end, rung_epochs
 
 REFERENCE = (0.0, 720.0)  # (MIG, rec_loss): worse than anything that learned
 OBJECTIVES = [("mig", "max"), ("rec_loss", "min")]
@@ -214,7 +214,8 @@ def replay(fifo: list[dict], max_t: int, grace_period: int, reduction_factor: fl
 def replay_table(fifo: list[dict], max_t: int, grace_periods: list[int], factors: list[float]) -> list[str]:
     """Markdown rows: each (grace period, reduction factor) replayed on FIFO's first max_t epochs,
     with the plain promotion rule and with keep_extremes, as shares of FIFO's trial-epochs and
-    hypervolume over the same max_t epochs."""
+    hypervolume over the same max_t epochs; settings with too few configurations for one to pass
+    every rung are left out, as the launcher refuses them."""
     whole = hypervolume([(float(r["history"][max_t - 1]["mig"]), float(r["history"][max_t - 1]["rec_loss"]))
                          for r in fifo if len(r["history"]) >= max_t])
     lines = ["| grace period | reduction factor | rungs (epochs) | plain: trial-epochs | plain: hypervolume "
@@ -223,7 +224,7 @@ def replay_table(fifo: list[dict], max_t: int, grace_periods: list[int], factors
     for grace in grace_periods:
         for factor in factors:
             rungs = rung_epochs(max_t, grace, factor)
-            if not rungs:
+            if not rungs or not reaches_the_end(len(fifo), rungs, factor):  # the launcher refuses these
                 continue
             cells = []
             for keep in (False, True):
@@ -233,6 +234,56 @@ def replay_table(fifo: list[dict], max_t: int, grace_periods: list[int], factors
             lines.append(f"| {grace} | {factor:g} | {', '.join(map(str, rungs))} | " + " | ".join(cells)
                          + f" | {', '.join(f'#{i}' for i in r['completed'])} |")
     return lines
+
+
+def what_the_goal_needs(fifo: list[dict], max_t: int, share: float = 0.9) -> list[str]:
+    """Markdown: the smallest sets of completed FIFO trials that reach `share` of FIFO's
+    hypervolume at epoch max_t (a scheduler must train one of them to the end), with the best
+    share reachable without each member, and where each member stood at the early epochs: its rank
+    in each objective and its non-dominated front among the configurations (1 = best; a trial that
+    had diverged by then ranks last)."""
+    import itertools
+
+    import numpy as np
+
+    final = {r["index"]: (float(r["history"][max_t - 1]["mig"]), float(r["history"][max_t - 1]["rec_loss"]))
+             for r in fifo if len(r["history"]) >= max_t}
+    useful = [i for i, (m, rec) in final.items() if m > REFERENCE[0] and rec < REFERENCE[1]]
+    whole = hypervolume(list(final.values()))
+    share_of = lambda trials: hypervolume([final[i] for i in trials]) / whole  # noqa: E731
+    smallest = next(sets for k in range(1, len(useful) + 1)
+                    if (sets := [c for c in itertools.combinations(useful, k) if share_of(c) >= share]))
+    members = sorted({i for c in smallest for i in c})
+    without = {i: max(share_of(c) for k in range(1, len(useful))
+                      for c in itertools.combinations([j for j in useful if j != i], k)) for i in members}
+    lines = [f"The smallest sets of completed trials with at least {share:.0%} of FIFO's hypervolume at epoch "
+             f"{max_t}: " + "; ".join("{" + ", ".join(f"#{i}" for i in c) + "}" for c in smallest)
+             + ". The best share without each member: " + ", ".join(f"#{i} {without[i]:.0%}" for i in members)
+             + ". Where they stood earlier, among all configurations (rank in MIG / rank in rec_loss / front):"]
+    epochs = [e for e in (1, 2, 3, 6, 9, 18) if e < max_t]
+    lines += ["", "| trial | " + " | ".join(f"epoch {e}" for e in epochs) + " |", "|---|" + "---|" * len(epochs)]
+    for i in members:
+        cells = []
+        for e in epochs:
+            costs = np.array([[-r["history"][e - 1]["mig"], r["history"][e - 1]["rec_loss"]]
+                              if len(r["history"]) >= e and r["history"][e - 1]["rec_loss"] < 1e6
+                              else [np.inf, np.inf] for r in fifo])
+            row = [r["index"] for r in fifo].index(i)
+            ranks = [1 + int((costs[:, k] < costs[row, k]).sum()) for k in range(2)]
+            cells.append(f"{ranks[0]} / {ranks[1]} / {_front_of(costs, row)}")
+        lines.append(f"| #{i} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _front_of(costs, row: int) -> int:
+    """The non-dominated front (1 = the Pareto front) that `row` of `costs` lies on."""
+    remaining, front = list(range(len(costs))), 1
+    while True:
+        first = [i for i in remaining if not any(all(costs[j] <= costs[i]) and any(costs[j] < costs[i])
+                                                 for j in remaining if j != i)]
+        if row in first:
+            return front
+        remaining, front = [i for i in remaining if i not in first], front + 1
 
 
 def rank_agreement(fifo: list[dict], max_t: int) -> list[str]:
@@ -250,17 +301,25 @@ def rank_agreement(fifo: list[dict], max_t: int) -> list[str]:
     return lines
 
 
-def markdown(runs: dict[str, list[dict]], configs: list[dict], args: argparse.Namespace, load: tuple) -> str:
+def markdown(runs: dict[str, list[dict]], configs: list[dict], args: argparse.Namespace, load: tuple,
+             reused: set[str]) -> str:
     fifo, asha = summary(runs["fifo"]), summary(runs["asha"])
-    lines = [f"Measured {datetime.datetime.now():%Y-%m-%d %H:%M} with `python bench/bench_mo_asha.py --configs "
+    ended = {name: datetime.datetime.fromtimestamp(max(row["timestamp"] for r in records for row in r["history"]))
+             for name, records in runs.items()}
+    lines = [f"Runs ended {ended['fifo']:%Y-%m-%d %H:%M} (FIFO) and {ended['asha']:%Y-%m-%d %H:%M} (MO-ASHA); "
+             f"run with `python bench/bench_mo_asha.py --configs "
              f"{args.configs} --epochs {args.epochs} --train-images {args.train_images} --space {args.space} "
              f"--precision {args.precision} --grace-period {args.grace_period} --reduction-factor "
-             f"{args.reduction_factor:g}{' --plain' if args.plain else ''}`: {args.configs} configurations of "
-             f"`{args.space}` (RandomSampler seed 0, "
+             f"{args.reduction_factor:g}{' --plain' if args.plain else ''}"
+             f"{f' --sample-seed {args.sample_seed}' if args.sample_seed else ''}`: {args.configs} configurations of "
+             f"`{args.space}` (RandomSampler seed {args.sample_seed}, "
              f"training seed 0), 2 trials at a time, 1 torch thread each, precision {args.precision} in both runs. "
              f"Reference point of the hypervolume: "
-             f"MIG {REFERENCE[0]:g}, rec_loss {REFERENCE[1]:g} nats. Load average (1 min) before / after: "
-             f"{load[0]:.1f} / {load[1]:.1f}.", "",
+             f"MIG {REFERENCE[0]:g}, rec_loss {REFERENCE[1]:g} nats. Load average (1 min) before / after what ran "
+             f"this time: "
+             f"{load[0]:.1f} / {load[1]:.1f}."
+             + (f" Taken from `{args.reuse}` (same configurations and training settings, not run again): "
+                f"{' and '.join(sorted(reused))}." if reused else ""), "",
              "| run | trial-epochs | trials completed | hypervolume (completed) | with stopped trials' last values "
              "| wall time |", "|---|---:|---:|---:|---:|---:|"]
     for name, s in (("fifo", fifo), ("mo-asha", asha)):
@@ -268,7 +327,11 @@ def markdown(runs: dict[str, list[dict]], configs: list[dict], args: argparse.Na
                      f"| {s['wall_s'] / 60:.1f} min |")
     lines += ["", f"MO-ASHA: **{asha['hv'] / fifo['hv']:.0%} of FIFO's hypervolume at "
                   f"{asha['trial_epochs'] / fifo['trial_epochs']:.0%} of its trial-epochs** "
-                  f"({asha['wall_s'] / fifo['wall_s']:.0%} of its wall time).", ""]
+                  f"({asha['wall_s'] / fifo['wall_s']:.0%} of its wall time; FIFO's includes the `fast` metrics after "
+                  "every epoch, for the replay below, MO-ASHA's only at its rungs).", ""]
+    at_same = max((hv for spent, hv in hv_over_time(runs["fifo"]) if spent <= asha["trial_epochs"]), default=0.0)
+    lines += [f"FIFO after the same {asha['trial_epochs']} trial-epochs (its configurations in the order drawn, "
+              f"two at a time): hypervolume {at_same:.2f}, {at_same / fifo['hv']:.0%} of its final.", ""]
     keys = sorted({k for c in configs for k in c if k != "seed"})
     lines += ["| # | " + " | ".join(keys) + " | FIFO MIG | FIFO rec_loss | MO-ASHA epochs | MO-ASHA MIG "
               "| MO-ASHA rec_loss |", "|" + "---|" * (len(keys) + 6)]
@@ -283,12 +346,16 @@ def markdown(runs: dict[str, list[dict]], configs: list[dict], args: argparse.Na
     lines += ["", f"Both runs saw the same numbers: MO-ASHA's rec_loss equals FIFO's at {same[0]} of the {pairs[0]} "
                   f"(trial, epoch) pairs both trained, its MIG at {same[1]} of the {pairs[1]} pairs where it measured "
                   "MIG.", "", f"Replayed on FIFO's curves ({args.epochs} epochs; `replay`: the same scheduler "
-                  "code, each epoch as long as it took in FIFO; not runs):", ""]
+                  "code, each epoch as long as it took in FIFO; not runs. Shares: of configurations x epochs, "
+                  "and of FIFO's hypervolume at that epoch):", ""]
     factors = [2.0, 3.0, 4.0]
     lines += replay_table(runs["fifo"], args.epochs, [g for g in (1, 2, 3, 5, 9) if g < args.epochs], factors)
-    if args.epochs > 9:
-        lines += ["", "The same on FIFO's first 9 epochs (the README main job's horizon):", ""]
-        lines += replay_table(runs["fifo"], 9, [1, 2, 3], factors)
+    for horizon in (h for h in (9, 12) if h < args.epochs):  # the README main job's horizons, before and now
+        lines += ["", f"The same on FIFO's first {horizon} epochs:", ""]
+        lines += replay_table(runs["fifo"], horizon, [1, 2, 3, 4], factors)
+    lines += ["", *what_the_goal_needs(runs["fifo"], args.epochs)]
+    for horizon in (h for h in (9, 12) if h < args.epochs):
+        lines += ["", *what_the_goal_needs(runs["fifo"], horizon)]
     lines += ["", "Spearman rank correlation of each objective at epoch e with its value at the last epoch "
                   "(FIFO's trials that did not diverge):", ""]
     lines += rank_agreement(runs["fifo"], args.epochs)
@@ -337,7 +404,8 @@ def plot(runs: dict[str, list[dict]], path: Path) -> None:
 
 def settings(args: argparse.Namespace) -> dict:
     """What a run's curves depend on: a reused run must have been trained with these."""
-    return {k: getattr(args, k) for k in ("configs", "epochs", "train_images", "space", "precision")}
+    drawn = {"sample_seed": args.sample_seed} if args.sample_seed else {}  # absent from runs before the flag
+    return {**{k: getattr(args, k) for k in ("configs", "epochs", "train_images", "space", "precision")}, **drawn}
 
 
 def asha_settings(args: argparse.Namespace) -> list:
@@ -352,7 +420,9 @@ def reused_runs(path: str | None, configs: list[dict], args: argparse.Namespace)
     if earlier.get("configs") != configs or earlier.get("settings", {}).get("training") != settings(args):
         raise SystemExit(f"--reuse {path}: its configurations or training settings differ from these; "
                          "run without --reuse")
-    same_asha = earlier["settings"].get("asha") == asha_settings(args)
+    asha = earlier["settings"].get("asha", [])
+    asha = asha if len(asha) == 3 else [*asha, False]  # written before keep_extremes existed: the plain rule
+    same_asha = asha == asha_settings(args)
     return {name: records for name, records in earlier["runs"].items() if name == "fifo" or same_asha}
 
 
@@ -368,31 +438,35 @@ def main() -> None:
     parser.add_argument("--reduction-factor", type=float, default=3.0, help="MO-ASHA: 1 in this many passes a rung")
     parser.add_argument("--plain", action="store_true",
                         help="MO-ASHA without keep_extremes: the top n // reduction factor of a rung alone")
+    parser.add_argument("--sample-seed", type=int, default=0, help="the RandomSampler seed of the configurations")
     parser.add_argument("--reuse", help="an earlier run's JSON: take its runs instead of training them again")
     parser.add_argument("--out", default="docs/bench/mo_asha.md")
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
 
-    configs = configurations(args.space, args.configs)
+    configs = configurations(args.space, args.configs, args.sample_seed)
     runs = reused_runs(args.reuse, configs, args)
+    reused = set(runs)
     out = Path(args.out)
     record = {"settings": {"training": settings(args), "asha": asha_settings(args)},
               "configs": configs, "runs": runs}
     before = os.getloadavg()[0]
-    ray.init(address="local", num_cpus=2, object_store_memory=150 * 1024**2, include_dashboard=False,
-             log_to_driver=False)
-    try:
-        with tempfile.TemporaryDirectory(prefix="bench-mo-asha-") as storage:
-            for scheduler in ("asha", "fifo"):
-                if scheduler not in runs:
-                    runs[scheduler] = run(configs, scheduler, args, Path(storage))
-                print(scheduler, summary(runs[scheduler]), flush=True)
-                # kept as each run ends, so a stopped benchmark loses at most the run in progress
-                out.with_suffix(".json").write_text(json.dumps(record, default=str))
-    finally:
-        ray.shutdown()
-    text = markdown(runs, configs, args, (before, os.getloadavg()[0]))
+    if len(runs) < 2:
+        ray.init(address="local", num_cpus=2, object_store_memory=150 * 1024**2, include_dashboard=False,
+                 log_to_driver=False)
+        try:
+            with tempfile.TemporaryDirectory(prefix="bench-mo-asha-") as storage:
+                for scheduler in ("asha", "fifo"):
+                    if scheduler not in runs:
+                        runs[scheduler] = run(configs, scheduler, args, Path(storage))
+                    print(scheduler, summary(runs[scheduler]), flush=True)
+                    # kept as each run ends, so a stopped benchmark loses at most the run in progress
+                    out.with_suffix(".json").write_text(json.dumps(record, default=str))
+        finally:
+            ray.shutdown()
+    out.with_suffix(".json").write_text(json.dumps(record, default=str))
+    text = markdown(runs, configs, args, (before, os.getloadavg()[0]), reused)
     print(text)
     out.write_text(text)
     plot(runs, out.with_suffix(".png"))

@@ -73,6 +73,12 @@ def rung_epochs(max_t: int, grace_period: int, reduction_factor: float) -> list[
     return rungs
 
 
+def reaches_the_end(trials: int, rungs: Sequence[int], reduction_factor: float) -> bool:
+    """Whether `trials` configurations are enough for one to pass every rung: about one in
+    reduction_factor passes each, and a rung with fewer trials than that promotes nothing."""
+    return trials >= reduction_factor ** len(rungs)
+
+
 def nondominated_order(costs: np.ndarray) -> list[int]:
     """Row indices of `costs` (n, m), lower is better in every column, best first: by
     non-dominated front, then within a front by crowding distance (largest first, the ends of

@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 
 from search_spaces import SPACES, fixed_constant, fixed_points, get_space, is_fixed_design
 from study.presets import PRESETS, default_preset, get_preset
-from study.scheduler import rung_epochs
+from study.scheduler import reaches_the_end, rung_epochs
 from study.searcher import SAMPLERS
 from trainables.storage import REMOTE_SCHEMES, is_remote, join
 from trainables.vocabulary import (
@@ -272,7 +272,7 @@ def _scheduler(args: argparse.Namespace, values: dict[str, Any], cpus: float) ->
     and enough of them reach each rung for one to train every epoch; fifo when every trial runs
     at once, when there are too few, or for a fixed design (every point trained)."""
     rungs = rung_epochs(values["epochs"], values["grace_period"], values["reduction_factor"])
-    enough = values["trials"] >= values["reduction_factor"] ** len(rungs)  # one promotion per rung at least
+    enough = reaches_the_end(values["trials"], rungs, values["reduction_factor"])
     if args.scheduler is not None:
         if args.scheduler == "asha" and not enough:
             raise LaunchError(f"--scheduler asha: with {values['trials']} trials and rungs at epochs "
