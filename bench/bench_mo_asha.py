@@ -42,6 +42,7 @@ import optuna
 
 from search_spaces import get_space
 from study.scheduler import reaches_the_end, rung_epochs
+from trainables.trainable import SENTINEL_MIN
 
 REFERENCE = (0.0, 720.0)  # (MIG, rec_loss): worse than anything that learned
 OBJECTIVES = [("mig", "max"), ("rec_loss", "min")]
@@ -114,9 +115,19 @@ def hypervolume(points: list[tuple[float, float]], reference: tuple[float, float
     return area
 
 
+def point_at(record: dict, epoch: int | None = None) -> tuple[float, float]:
+    """(MIG, rec_loss) a trial reported after `epoch` (None: its last report)."""
+    row = record["history"][-1 if epoch is None else epoch - 1]
+    return float(row["mig"]), float(row["rec_loss"])
+
+
 def final_point(record: dict) -> tuple[float, float]:
-    last = record["history"][-1]
-    return float(last["mig"]), float(last["rec_loss"])
+    return point_at(record)
+
+
+def diverged(row: dict) -> bool:
+    """A report with the trainable's divergence sentinel (runs before `outcome` was kept lack it)."""
+    return row["rec_loss"] >= SENTINEL_MIN
 
 
 def hv_over_time(records: list[dict]) -> list[tuple[int, float]]:
@@ -204,10 +215,8 @@ def replay(fifo: list[dict], max_t: int, grace_period: int, reduction_factor: fl
             trial.status = Trial.PAUSED
         else:
             heapq.heappush(running, (now + curves[trial_id][trained[trial_id]]["time_this_iter_s"], trial_id, trial))
-    completed = [r for r in fifo if trained[str(r["index"])] == max_t and curves[str(r["index"])][-1]["rec_loss"] < 1e6]
-    return {"trial_epochs": sum(trained.values()),
-            "hv": hypervolume([(float(r["history"][max_t - 1]["mig"]), float(r["history"][max_t - 1]["rec_loss"]))
-                               for r in completed]),
+    completed = [r for r in fifo if trained[str(r["index"])] == max_t and not diverged(curves[str(r["index"])][-1])]
+    return {"trial_epochs": sum(trained.values()), "hv": hypervolume([point_at(r, max_t) for r in completed]),
             "completed": sorted(r["index"] for r in completed)}
 
 
@@ -216,8 +225,7 @@ def replay_table(fifo: list[dict], max_t: int, grace_periods: list[int], factors
     with the plain promotion rule and with keep_extremes, as shares of FIFO's trial-epochs and
     hypervolume over the same max_t epochs; settings with too few configurations for one to pass
     every rung are left out, as the launcher refuses them."""
-    whole = hypervolume([(float(r["history"][max_t - 1]["mig"]), float(r["history"][max_t - 1]["rec_loss"]))
-                         for r in fifo if len(r["history"]) >= max_t])
+    whole = hypervolume([point_at(r, max_t) for r in fifo if len(r["history"]) >= max_t])
     lines = ["| grace period | reduction factor | rungs (epochs) | plain: trial-epochs | plain: hypervolume "
              "| keep_extremes: trial-epochs | keep_extremes: hypervolume | keep_extremes: trained every epoch |",
              "|---:|---:|---|---:|---:|---:|---:|---|"]
@@ -246,8 +254,9 @@ def what_the_goal_needs(fifo: list[dict], max_t: int, share: float = 0.9) -> lis
 
     import numpy as np
 
-    final = {r["index"]: (float(r["history"][max_t - 1]["mig"]), float(r["history"][max_t - 1]["rec_loss"]))
-             for r in fifo if len(r["history"]) >= max_t}
+    from analysis.stats import pareto_ranks
+
+    final = {r["index"]: point_at(r, max_t) for r in fifo if len(r["history"]) >= max_t}
     useful = [i for i, (m, rec) in final.items() if m > REFERENCE[0] and rec < REFERENCE[1]]
     whole = hypervolume(list(final.values()))
     share_of = lambda trials: hypervolume([final[i] for i in trials]) / whole  # noqa: E731
@@ -266,31 +275,20 @@ def what_the_goal_needs(fifo: list[dict], max_t: int, share: float = 0.9) -> lis
         cells = []
         for e in epochs:
             costs = np.array([[-r["history"][e - 1]["mig"], r["history"][e - 1]["rec_loss"]]
-                              if len(r["history"]) >= e and r["history"][e - 1]["rec_loss"] < 1e6
+                              if len(r["history"]) >= e and not diverged(r["history"][e - 1])
                               else [np.inf, np.inf] for r in fifo])
             row = [r["index"] for r in fifo].index(i)
             ranks = [1 + int((costs[:, k] < costs[row, k]).sum()) for k in range(2)]
-            cells.append(f"{ranks[0]} / {ranks[1]} / {_front_of(costs, row)}")
+            cells.append(f"{ranks[0]} / {ranks[1]} / {pareto_ranks(costs, [False, False])[row]}")
         lines.append(f"| #{i} | " + " | ".join(cells) + " |")
     return lines
-
-
-def _front_of(costs, row: int) -> int:
-    """The non-dominated front (1 = the Pareto front) that `row` of `costs` lies on."""
-    remaining, front = list(range(len(costs))), 1
-    while True:
-        first = [i for i in remaining if not any(all(costs[j] <= costs[i]) and any(costs[j] < costs[i])
-                                                 for j in remaining if j != i)]
-        if row in first:
-            return front
-        remaining, front = [i for i in remaining if i not in first], front + 1
 
 
 def rank_agreement(fifo: list[dict], max_t: int) -> list[str]:
     """Markdown rows: Spearman rank correlation of each objective at epoch e with its value at max_t."""
     import pandas as pd
 
-    finished = [r for r in fifo if len(r["history"]) >= max_t and r["history"][max_t - 1]["rec_loss"] < 1e6]
+    finished = [r for r in fifo if len(r["history"]) >= max_t and not diverged(r["history"][max_t - 1])]
     epochs = [e for e in (1, 2, 3, 4, 6, 9, 12, 18) if e < max_t]
     lines = ["| objective | " + " | ".join(f"epoch {e}" for e in epochs) + " |", "|---|" + "---:|" * len(epochs)]
     for metric, _ in OBJECTIVES:
@@ -315,9 +313,9 @@ def markdown(runs: dict[str, list[dict]], configs: list[dict], args: argparse.Na
              f"`{args.space}` (RandomSampler seed {args.sample_seed}, "
              f"training seed 0), 2 trials at a time, 1 torch thread each, precision {args.precision} in both runs. "
              f"Reference point of the hypervolume: "
-             f"MIG {REFERENCE[0]:g}, rec_loss {REFERENCE[1]:g} nats. Load average (1 min) before / after what ran "
-             f"this time: "
-             f"{load[0]:.1f} / {load[1]:.1f}."
+             f"MIG {REFERENCE[0]:g}, rec_loss {REFERENCE[1]:g} nats."
+             + (f" Load average (1 min) before / after the run made here: {load[0]:.1f} / {load[1]:.1f}."
+                if len(reused) < len(runs) else "")
              + (f" Taken from `{args.reuse}` (same configurations and training settings, not run again): "
                 f"{' and '.join(sorted(reused))}." if reused else ""), "",
              "| run | trial-epochs | trials completed | hypervolume (completed) | with stopped trials' last values "
@@ -390,7 +388,7 @@ def plot(runs: dict[str, list[dict]], path: Path) -> None:
     for name, records in runs.items():
         label = "FIFO" if name == "fifo" else "MO-ASHA"
         # a diverged trial reports a sentinel rec_loss (1e9) that would squash the axis: left out
-        pts = [(final_point(r), r["completed"]) for r in records if final_point(r)[1] < 1e6]
+        pts = [(final_point(r), r["completed"]) for r in records if not diverged(r["history"][-1])]
         fig.add_trace(go.Scatter(x=[p[0][1] for p in pts], y=[p[0][0] for p in pts], mode="markers", name=label,
                                  marker={"color": colours[name], "size": 9,
                                          "symbol": ["circle" if done else "circle-open" for _, done in pts]}),

@@ -40,14 +40,13 @@ def train(job: tuple[str, str, int, int, int]) -> dict:
 
     from trainables.data import load_dataset
     from trainables.metrics.evaluate import evaluate
-    from trainables.trainable import _subset
     from trainables.trainer import TrainConfig, Trainer
 
     variant, precision, seed, epochs, train_images = job
     torch.set_num_threads(1)
     data = load_dataset("dsprites_small")
     trainer = Trainer(TrainConfig(variant=variant, precision=precision, seed=seed, epochs=epochs),
-                      _subset(data, train_images, seed))
+                      data.training_subset(train_images, seed))
     start = time.perf_counter()
     history = [trainer.train_epoch() for _ in range(epochs)]
     train_s = time.perf_counter() - start

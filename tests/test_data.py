@@ -454,3 +454,16 @@ def test_ukiyoe_rejects_other_sizes(ukiyoe_fixture):
     with pytest.raises(DatasetError) as err:
         load_dataset("ukiyoe", root=ukiyoe_fixture, image_size=100)
     assert_one_line(err, "64", "128")
+
+
+def test_a_training_subset_is_fixed_by_its_seed_and_leaves_the_factor_grid_whole(small):
+    """The launcher trains on `--train-images` of the images; the metrics keep the whole grid."""
+    assert small.training_subset(0, 3) is small and small.training_subset(len(small), 3) is small
+    a, again, other = (small.training_subset(500, s) for s in (3, 3, 4))
+    assert a.images.shape == (500, *small.images.shape[1:])
+    np.testing.assert_array_equal(a.images, again.images)  # the same seed, the same images
+    assert not np.array_equal(a.images, other.images)
+    flat = small.images.reshape(len(small), -1)
+    rows = [np.flatnonzero((flat == img.ravel()).all(axis=1)) for img in a.images[:20]]
+    assert all(len(r) >= 1 for r in rows)  # images of the data set, not altered
+    assert a.factors is small.factors and a.values is small.values

@@ -12,7 +12,7 @@ from PIL import Image
 
 from trainables import vocabulary as vocab
 from trainables.models import VAE
-from trainables.objectives import as_image
+from trainables.objectives import as_image, kl_per_latent
 from trainables.storage import atomic_path, write_atomic
 
 
@@ -58,7 +58,7 @@ def latent_kl(model: VAE, images: torch.Tensor, pixel_max: float, batch: int = 2
     total = torch.zeros(model.latent_dim, device=images.device)
     for chunk in images.split(batch):
         mu, logvar = model.encode(chunk.float() / pixel_max)
-        total += (0.5 * (mu.pow(2) + logvar.exp() - logvar - 1)).sum(0)
+        total += kl_per_latent(mu, logvar).sum(0)
     return total / len(images)
 
 

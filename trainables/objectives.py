@@ -53,9 +53,14 @@ def as_image(out: torch.Tensor, likelihood: str) -> torch.Tensor:
     return torch.sigmoid(out) if likelihood == "bernoulli" else out
 
 
+def kl_per_latent(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(q(z_l|x) || N(0, 1)) = 0.5 * (mu^2 + exp(logvar) - logvar - 1) per latent, (B, L)."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1)
+
+
 def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(q(z|x) || N(0, I)) = 0.5 * sum_l (mu^2 + exp(logvar) - logvar - 1), (B, L) -> (B,)."""
-    return 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1).sum(1)
+    """KL(q(z|x) || N(0, I)), the sum of kl_per_latent over the latents, (B, L) -> (B,)."""
+    return kl_per_latent(mu, logvar).sum(1)
 
 
 def gaussian_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

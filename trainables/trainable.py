@@ -91,7 +91,7 @@ def train_vae(config: dict[str, Any]) -> None:
         fresh_process_state(threads=threads, seed=train_cfg.seed, compiled=train_cfg.compile)
         info["precision"] = resolve_precision(train_cfg.precision, resolve_device(train_cfg.device))
         full = load_dataset(train_cfg.dataset, root=train_cfg.data_root, image_size=train_cfg.image_size)
-        train_data = _subset(full, trial["train_images"], train_cfg.seed)
+        train_data = full.training_subset(trial["train_images"], train_cfg.seed)
         checkpoint = tune.get_checkpoint()
         if checkpoint is not None:
             with checkpoint.as_directory() as folder:
@@ -220,12 +220,3 @@ def _placement() -> dict[str, Any]:
         "gpu_share": float(resources.get("GPU", 0.0)),
         "_cpus": float(resources.get("CPU", 1.0)),
     }
-
-
-def _subset(data: Dataset, n: int, seed: int) -> Dataset:
-    """A fixed random subset of n images for training (n = 0 or >= len: the whole set). The
-    metrics always see the whole data set: factor lookups index its full grid."""
-    if not n or n >= len(data):
-        return data
-    keep = np.sort(np.random.default_rng(seed).choice(len(data), n, replace=False))
-    return dataclasses.replace(data, images=np.ascontiguousarray(data.images[keep]))

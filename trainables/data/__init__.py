@@ -10,6 +10,7 @@ differences between the procedural dSprites and the original file are in docs/da
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Callable
@@ -105,6 +106,15 @@ class Dataset:
             index = [int(index)]
         x = torch.from_numpy(np.ascontiguousarray(self.images[index])).to(torch.float32)
         return x if self.pixel_max == 1 else x.div_(self.pixel_max)
+
+    def training_subset(self, n: int, seed: int) -> Dataset:
+        """A fixed random subset of n images for training (n = 0 or >= len: the whole set), the
+        same for the same seed. The metrics always see the whole data set: factor lookups index
+        its full grid."""
+        if not n or n >= len(self):
+            return self
+        keep = np.sort(np.random.default_rng(seed).choice(len(self), n, replace=False))
+        return dataclasses.replace(self, images=np.ascontiguousarray(self.images[keep]))
 
     def images_of(self, classes: np.ndarray) -> torch.Tensor:
         """(B, F) factor classes -> their images (B, C, H, W) float32 in [0, 1]."""

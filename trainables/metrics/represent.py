@@ -29,6 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from trainables.objectives import as_image
+
 
 def default_batch_size(device: torch.device) -> int:
     """Images per encoder call: 64 on CPU (the fastest on a 2-core CPU for the standard model;
@@ -154,7 +156,7 @@ class Encoder:
         Bernoulli decoder, the Gaussian mean clamped to [0, 1] otherwise."""
         raw = self.model.decode(torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32)).to(self.device)).float()
         self.stats.images_decoded += len(z)
-        return torch.sigmoid(raw) if self.dataset.likelihood == "bernoulli" else raw.clamp(0.0, 1.0)
+        return as_image(raw, self.dataset.likelihood).clamp(0.0, 1.0)
 
     @torch.inference_mode()
     def reconstruction_error(self, index: np.ndarray, mu: np.ndarray) -> np.ndarray:
