@@ -17,6 +17,7 @@ from ray import tune
 
 from search_spaces import fixed_points
 from study.progress import JournalMirror, PendingWatch, ProgressLine
+from study.result_logs import CsvResults, JsonResults
 from study.scheduler import MultiObjectiveASHA, SlotLimiter, rung_epochs
 from study.searcher import SeededSpace, StudySearch, make_sampler, trial_dirname
 from study.settings import Settings
@@ -116,7 +117,8 @@ def _param_space(settings: Settings) -> dict[str, Any]:
 def _run_config(settings: Settings, *, verbose: bool, pending_timeout: float | None) -> tune.RunConfig:
     mirror = JournalMirror(str(settings.journal_path), settings.journal_copy) if settings.remote else None
     callbacks: list[tune.Callback] = [ProgressLine(settings.objectives, settings.trials, on_change=mirror,
-                                                   experiment_dir=settings.experiment_dir)]
+                                                   experiment_dir=settings.experiment_dir),
+                                      JsonResults(), CsvResults()]  # in place of Ray's own (result_logs)
     watch = PendingWatch(pending_timeout) if pending_timeout else None
     return tune.RunConfig(
         name=settings.name,
