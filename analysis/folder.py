@@ -39,8 +39,11 @@ from trainables.vocabulary import (
     LOCK_FILE,
     PARAMS_FILE,
     RECONSTRUCTION,
+    RECORD_JOURNAL,
+    RECORD_RUNS,
     RECORD_TRIALS,
     RESULT_FILE,
+    RUN_LOCK_TOKEN,
     STUDY_FILE,
     StudyStatus,
 )
@@ -106,18 +109,24 @@ def _study_record(fs: pafs.FileSystem, root: str, names: set[str]) -> tuple[dict
 def _launch_runs(text: str, root: str, study: dict[str, Any]) -> bool:
     """Whether a launch runs the study now. Without a study.json nothing says otherwise: Ray's
     word stands. On object storage the lock stays next to the journal on the launch's machine
-    (--journal-dir): study.json's word stands."""
+    (--journal-dir): read there -- when it is the last launch's, by its token -- it tells a
+    killed driver's `running` from a live one; anywhere else study.json's word stands."""
     if not study:
         return True
-    if storage.is_remote(text):
-        return study.get("status") == StudyStatus.RUNNING.value
-    return launch_runs(study.get("status"), read_holder(storage.join(root, LOCK_FILE)))
+    if not storage.is_remote(text):
+        return launch_runs(study.get("status"), read_holder(storage.join(root, LOCK_FILE)))
+    runs, journal = study.get(RECORD_RUNS), study.get(RECORD_JOURNAL)
+    token = runs[-1].get(RUN_LOCK_TOKEN) if isinstance(runs, list) and runs and isinstance(runs[-1], dict) else None
+    holder = read_holder(Path(journal).parent / LOCK_FILE) if token and isinstance(journal, str) else None
+    if holder is not None and holder.token == token:
+        return launch_runs(study.get("status"), holder)
+    return study.get("status") == StudyStatus.RUNNING.value
 
 
 def _verdicts(study: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """study.json's ``trials`` by trial id, when the last run wrote them as it ended; a run that
     was killed, failed or Ctrl-C'd twice leaves the previous run's, which are out of date."""
-    runs = study.get("runs")
+    runs = study.get(RECORD_RUNS)
     last_run = runs[-1] if isinstance(runs, list) and runs and isinstance(runs[-1], dict) else {}
     entries = study.get(RECORD_TRIALS)
     if last_run.get("status") != study.get("status") or not isinstance(entries, list):

@@ -241,7 +241,7 @@ def run(p: Prepared) -> int:
         _print_start(settings, p.notes, precision_here)
         write_journal(settings, p.journal)
         record = start_record(settings, p.record, p.argv, address=ray.get_runtime_context().gcs_address,
-                              precision_here=precision_here)
+                              precision_here=precision_here, lock_token=p.lock.token)
         return _run_study(p, record)
     except KeyboardInterrupt:  # a second Ctrl-C (the first lets Ray Tune stop cleanly)
         _write_status(settings, record, StudyStatus.INTERRUPTED)

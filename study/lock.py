@@ -38,6 +38,11 @@ class StudyLock:
         self._token: str | None = None
         self._created: list[Path] = []  # folders this lock created (removed again if the launch is refused)
 
+    @property
+    def token(self) -> str | None:
+        """The token written in the lock this launch holds (None before `acquire`)."""
+        return self._token
+
     def check(self) -> Holder | None:
         """Refuse (LaunchError) when a live launch holds the study; the stale holder otherwise."""
         holder = read_holder(self.path)

@@ -19,7 +19,15 @@ from typing import Any
 from study.presets import PRESETS
 from study.settings import LaunchError, Settings
 from trainables.storage import join, read_bytes, write_atomic, write_bytes
-from trainables.vocabulary import FAILED_OUTCOMES, RECORD_TRIALS, STUDY_FILE, StudyStatus
+from trainables.vocabulary import (
+    FAILED_OUTCOMES,
+    RECORD_JOURNAL,
+    RECORD_RUNS,
+    RECORD_TRIALS,
+    RUN_LOCK_TOKEN,
+    STUDY_FILE,
+    StudyStatus,
+)
 
 VERSIONED = ("torch", "ray", "optuna", "numpy", "scikit-learn", "pandas", "pyarrow")
 
@@ -66,10 +74,11 @@ def write_record(settings: Settings, record: dict) -> None:
 
 
 def start_record(settings: Settings, record: dict | None, argv: list[str], *, address: str,
-                 precision_here: str | None = None) -> dict[str, Any]:
+                 precision_here: str | None = None, lock_token: str | None = None) -> dict[str, Any]:
     """The record of a run that starts now: a new study's, or a resumed one's with a run added.
     `precision_here`: what settings.precision resolves to on the launching machine (every trial
-    reports its own in its results)."""
+    reports its own in its results). `lock_token`: the token of the lock the launch holds, by
+    which the analysis of a study on object storage tells a killed driver (analysis.folder)."""
     record = dict(record or {})
     record.update(
         precision=settings.precision, precision_here=precision_here, scheduler=settings.scheduler,
@@ -77,12 +86,14 @@ def start_record(settings: Settings, record: dict | None, argv: list[str], *, ad
         settings=dataclasses.asdict(settings), preset_values=PRESETS[settings.preset].as_dict(),
         objectives=[{"metric": m, "mode": mode} for m, mode in settings.objectives],
         sampler=settings.sampler, seeds=settings.seeds, seed=settings.seed,
-        storage=settings.storage, experiment_dir=settings.experiment_dir, journal=str(settings.journal_path),
+        storage=settings.storage, experiment_dir=settings.experiment_dir,
         address=address, versions=versions(), status=StudyStatus.RUNNING.value,
     )
+    record[RECORD_JOURNAL] = str(settings.journal_path)
     record.setdefault("argv", argv)
     record.setdefault("started_at", now())
-    record["runs"] = record.get("runs", []) + [{"argv": argv, "started_at": now()}]
+    run = {"argv": argv, "started_at": now(), RUN_LOCK_TOKEN: lock_token}
+    record[RECORD_RUNS] = record.get(RECORD_RUNS, []) + [run]
     return record
 
 
@@ -93,7 +104,7 @@ def finish_record(record: dict, *, finished: bool, counts: dict[str, int], trial
     status = StudyStatus.COMPLETED if finished else StudyStatus.INTERRUPTED
     record.update(status=status.value, ended_at=now(), counts=counts, orphaned_optuna_trials=orphans)
     record[RECORD_TRIALS] = trials
-    record["runs"][-1].update(ended_at=now(), wall_time_s=round(wall, 1), status=status.value)
+    record[RECORD_RUNS][-1].update(ended_at=now(), wall_time_s=round(wall, 1), status=status.value)
 
 
 def is_finished(record: dict) -> bool:

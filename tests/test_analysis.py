@@ -15,8 +15,10 @@ import dataclasses
 import io
 import json
 import math
+import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -39,7 +41,13 @@ from trainables import storage
 from trainables.vocabulary import (
     DISENTANGLEMENT_METRICS,
     FAILED_OUTCOMES,
+    JOURNAL_FILE,
+    LOCK_FILE,
+    RECORD_JOURNAL,
+    RECORD_RUNS,
+    RUN_LOCK_TOKEN,
     SCORED_OUTCOMES,
+    STUDY_FILE,
     VARIANT_NAMES,
     node_label,
     variant_label,
@@ -381,8 +389,9 @@ def test_storage_paths_as_analysis_uses_them(tmp_path):
     assert not Path(written).exists()
 
 
-@pytest.mark.ray
-def test_s3_experiment(tmp_path, gen_dir, monkeypatch):
+@pytest.fixture
+def s3_server(monkeypatch):
+    """A local S3 server (moto) with the credentials set: (client, "host:port")."""
     moto_server = pytest.importorskip("moto.server", reason="moto[server] is not installed")
     boto3 = pytest.importorskip("boto3")
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0)
@@ -393,29 +402,72 @@ def test_s3_experiment(tmp_path, gen_dir, monkeypatch):
         for k, v in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
                      "AWS_ENDPOINT_URL": endpoint}.items():
             monkeypatch.setenv(k, v)
-        s3 = boto3.client("s3", endpoint_url=endpoint)
-        s3.create_bucket(Bucket="studies")
-        for f in gen_dir.rglob("*"):
-            if f.is_file() and f.suffix not in (".parquet", ".html"):
-                s3.upload_file(str(f), "studies", f"runs/exp/{f.relative_to(gen_dir).as_posix()}")
-        uri = f"s3://studies/runs/exp?endpoint_override={host}:{port}&scheme=http"
-        remote, local = load_experiment(uri), load_experiment(gen_dir)
-        cols = [c for c in local.trials.columns if c not in ("started_at",)]
-        pd.testing.assert_frame_equal(remote.trials[cols], local.trials[cols])
-        pd.testing.assert_frame_equal(remote.history, local.history)
-        assert remote.searched == local.searched
-        tid = str(local.trials.loc[local.trials["outcome"] == "completed", "trial_id"].iloc[0])
-        assert remote.image_bytes(tid, "recon") == local.image_bytes(tid, "recon")
-        written = write_results(uri)
-        assert all(w.startswith("s3://studies/runs/exp/") for w in written)
-        keys = {o["Key"] for o in s3.list_objects_v2(Bucket="studies", Prefix="runs/exp/")["Contents"]}
-        assert {"runs/exp/trials.parquet", "runs/exp/history.parquet"} <= keys
-        report = write_report(uri, parquet=False)
-        assert report == f"s3://studies/runs/exp/report.html?endpoint_override={host}:{port}&scheme=http"
-        html = s3.get_object(Bucket="studies", Key="runs/exp/report.html")["Body"].read().decode()
-        assert html.count("plotly.js v") == 1 and html.count("data:image/png;base64,") >= 8
+        yield boto3.client("s3", endpoint_url=endpoint), f"{host}:{port}"
     finally:
         server.stop()
+
+
+def upload(s3, folder: Path, bucket: str, prefix: str) -> None:
+    s3.create_bucket(Bucket=bucket)
+    for f in folder.rglob("*"):
+        if f.is_file() and f.suffix not in (".parquet", ".html", ".lock"):
+            s3.upload_file(str(f), bucket, f"{prefix}/{f.relative_to(folder).as_posix()}")
+
+
+@pytest.mark.ray
+def test_s3_experiment(gen_dir, s3_server):
+    s3, address = s3_server
+    upload(s3, gen_dir, "studies", "runs/exp")
+    host, port = address.split(":")
+    uri = f"s3://studies/runs/exp?endpoint_override={host}:{port}&scheme=http"
+    remote, local = load_experiment(uri), load_experiment(gen_dir)
+    cols = [c for c in local.trials.columns if c not in ("started_at",)]
+    pd.testing.assert_frame_equal(remote.trials[cols], local.trials[cols])
+    pd.testing.assert_frame_equal(remote.history, local.history)
+    assert remote.searched == local.searched
+    tid = str(local.trials.loc[local.trials["outcome"] == "completed", "trial_id"].iloc[0])
+    assert remote.image_bytes(tid, "recon") == local.image_bytes(tid, "recon")
+    written = write_results(uri)
+    assert all(w.startswith("s3://studies/runs/exp/") for w in written)
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket="studies", Prefix="runs/exp/")["Contents"]}
+    assert {"runs/exp/trials.parquet", "runs/exp/history.parquet"} <= keys
+    report = write_report(uri, parquet=False)
+    assert report == f"s3://studies/runs/exp/report.html?endpoint_override={host}:{port}&scheme=http"
+    html = s3.get_object(Bucket="studies", Key="runs/exp/report.html")["Body"].read().decode()
+    assert html.count("plotly.js v") == 1 and html.count("data:image/png;base64,") >= 8
+
+
+@pytest.mark.ray
+def test_on_s3_the_lock_next_to_the_journal_tells_a_killed_driver(gen_dir, s3_server, tmp_path):
+    """gen_dir's study.json says `running`. On object storage the lock stays next to the journal
+    on the launch's machine: read there, and only when it is the last launch's (its token), it
+    tells a live launch from a killed one; anywhere else study.json's word stands."""
+    s3, address = s3_server
+    journal = tmp_path / "journal" / JOURNAL_FILE
+    journal.parent.mkdir()
+    record = json.loads((gen_dir / STUDY_FILE).read_text())
+    folder = shutil.copytree(gen_dir, tmp_path / "exp")
+    (folder / STUDY_FILE).write_text(json.dumps({**record, RECORD_JOURNAL: str(journal),
+                                                 RECORD_RUNS: [{RUN_LOCK_TOKEN: "this-launch"}]}))
+    upload(s3, folder, "studies", "exp")
+    uri = f"s3://studies/exp?endpoint_override={address}&scheme=http"
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(gone.stdout)
+
+    def lock(pid: int, token: str) -> None:
+        (journal.parent / LOCK_FILE).write_text(json.dumps({"pid": pid, "host": socket.gethostname(), "token": token,
+                                                            "started_at": "2026-12-02T17:00:00+00:00"}))
+
+    assert load_experiment(uri).launch_runs  # no lock here: study.json's word
+    lock(os.getpid(), "this-launch")
+    assert load_experiment(uri).launch_runs  # the launch's lock, its process alive
+    lock(dead_pid, "another-launch")
+    assert load_experiment(uri).launch_runs  # a stale lock of an earlier launch says nothing of this one
+    lock(dead_pid, "this-launch")
+    killed = load_experiment(uri)  # the launch's lock, its process gone: a killed driver
+    assert not killed.launch_runs
+    assert sorted(killed.trials["outcome"].loc[lambda o: ~o.isin(SCORED_OUTCOMES + FAILED_OUTCOMES)]) == [
+        "interrupted", "pending"]
 
 
 # --------------------------------------------------------------------------------------------

@@ -32,7 +32,8 @@ from conftest import local_ray_instance, simulated_cluster, study_records
 import search_spaces
 from study import launch
 from study.cluster import ADDRESS_TIMEOUT_S
-from trainables.vocabulary import ENDED_OUTCOMES
+from trainables.lock_holder import read_holder
+from trainables.vocabulary import ENDED_OUTCOMES, LOCK_FILE, RECORD_RUNS, RUN_LOCK_TOKEN, STUDY_FILE
 
 REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -218,6 +219,10 @@ def test_killed_driver_then_resume_keeps_finished_trials_and_continues_from_chec
     sessions, alive = session_processes(driver.pid)
     assert sessions and not alive, f"Ray processes of the killed driver still alive: {alive}"
     print(f"processes of the killed session killed by the test after a 15 s grace: {leftovers}")
+    # study.json names the killed launch's lock by its token (what the analysis of a study on
+    # object storage reads); the stale lock is that one
+    killed = json.loads((experiment / STUDY_FILE).read_text())
+    assert killed[RECORD_RUNS][-1][RUN_LOCK_TOKEN] == read_holder(experiment / LOCK_FILE).token
 
     resumed = subprocess.run([*command, "--resume"], cwd=REPO, env=child_env(), capture_output=True, text=True,
                              timeout=600)

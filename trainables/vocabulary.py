@@ -298,6 +298,9 @@ class StudyStatus(StrEnum):
 # study.json's per-trial record (the launcher's reconciled view, docs/reliability.md): under
 # RECORD_TRIALS, one mapping per Ray trial with these keys.
 RECORD_TRIALS = "trials"
+RECORD_JOURNAL = "journal"  # the Optuna journal's path on the launch's machine; the lock is next to it
+RECORD_RUNS = "runs"  # one mapping per launch: argv, started_at, RUN_LOCK_TOKEN
+RUN_LOCK_TOKEN = "lock_token"  # the token of the launch's study.lock: which lock file is this launch's
 RAY_ERROR = "ray_error"  # the first line of Ray's own error (error.txt) of a failed trial
 RECORD_TRIAL_KEYS = ("trial_id", "trial_dir", OPTUNA_NUMBER, "optuna_state", RETRY_OF, OUTCOME_ATTR, ERROR_ATTR,
                      "ray_status", RAY_ERROR, NODE_ATTR, NODE_LABEL, "retries")
