@@ -115,19 +115,23 @@ def _launch_runs(text: str, root: str, study: dict[str, Any]) -> bool:
         return True
     if not storage.is_remote(text):
         return launch_runs(study.get("status"), read_holder(storage.join(root, LOCK_FILE)))
-    runs, journal = study.get(RECORD_RUNS), study.get(RECORD_JOURNAL)
-    token = runs[-1].get(RUN_LOCK_TOKEN) if isinstance(runs, list) and runs and isinstance(runs[-1], dict) else None
+    token, journal = _last_run(study).get(RUN_LOCK_TOKEN), study.get(RECORD_JOURNAL)
     holder = read_holder(Path(journal).parent / LOCK_FILE) if token and isinstance(journal, str) else None
     if holder is not None and holder.token == token:
         return launch_runs(study.get("status"), holder)
     return study.get("status") == StudyStatus.RUNNING.value
 
 
+def _last_run(study: dict[str, Any]) -> dict[str, Any]:
+    """The last launch's entry of study.json's ``runs`` ({} when there is none)."""
+    runs = study.get(RECORD_RUNS)
+    return runs[-1] if isinstance(runs, list) and runs and isinstance(runs[-1], dict) else {}
+
+
 def _verdicts(study: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """study.json's ``trials`` by trial id, when the last run wrote them as it ended; a run that
     was killed, failed or Ctrl-C'd twice leaves the previous run's, which are out of date."""
-    runs = study.get(RECORD_RUNS)
-    last_run = runs[-1] if isinstance(runs, list) and runs and isinstance(runs[-1], dict) else {}
+    last_run = _last_run(study)
     entries = study.get(RECORD_TRIALS)
     if last_run.get("status") != study.get("status") or not isinstance(entries, list):
         return {}

@@ -220,27 +220,38 @@ def replay(fifo: list[dict], max_t: int, grace_period: int, reduction_factor: fl
             "completed": sorted(r["index"] for r in completed)}
 
 
+def fifo_hypervolume(fifo: list[dict], max_t: int) -> float:
+    """FIFO's hypervolume at epoch max_t: every trial that trained that long."""
+    return hypervolume([point_at(r, max_t) for r in fifo if len(r["history"]) >= max_t])
+
+
+def accepted_schedules(max_t: int, configs: int, grace_periods, factors):
+    """(grace period, reduction factor, rungs) the launcher accepts for `configs` configurations:
+    at least one rung, and enough configurations for one to pass every rung."""
+    for grace in grace_periods:
+        for factor in factors:
+            rungs = rung_epochs(max_t, grace, factor)
+            if rungs and reaches_the_end(configs, rungs, factor):
+                yield grace, factor, rungs
+
+
 def replay_table(fifo: list[dict], max_t: int, grace_periods: list[int], factors: list[float]) -> list[str]:
     """Markdown rows: each (grace period, reduction factor) replayed on FIFO's first max_t epochs,
     with the plain promotion rule and with keep_extremes, as shares of FIFO's trial-epochs and
     hypervolume over the same max_t epochs; settings with too few configurations for one to pass
     every rung are left out, as the launcher refuses them."""
-    whole = hypervolume([point_at(r, max_t) for r in fifo if len(r["history"]) >= max_t])
+    whole = fifo_hypervolume(fifo, max_t)
     lines = ["| grace period | reduction factor | rungs (epochs) | plain: trial-epochs | plain: hypervolume "
              "| keep_extremes: trial-epochs | keep_extremes: hypervolume | keep_extremes: trained every epoch |",
              "|---:|---:|---|---:|---:|---:|---:|---|"]
-    for grace in grace_periods:
-        for factor in factors:
-            rungs = rung_epochs(max_t, grace, factor)
-            if not rungs or not reaches_the_end(len(fifo), rungs, factor):  # the launcher refuses these
-                continue
-            cells = []
-            for keep in (False, True):
-                r = replay(fifo, max_t, grace, factor, keep_extremes=keep)
-                cells += [f"{r['trial_epochs']} ({r['trial_epochs'] / (max_t * len(fifo)):.0%})",
-                          f"{r['hv']:.2f} ({r['hv'] / whole:.0%})"]
-            lines.append(f"| {grace} | {factor:g} | {', '.join(map(str, rungs))} | " + " | ".join(cells)
-                         + f" | {', '.join(f'#{i}' for i in r['completed'])} |")
+    for grace, factor, rungs in accepted_schedules(max_t, len(fifo), grace_periods, factors):
+        cells = []
+        for keep in (False, True):
+            r = replay(fifo, max_t, grace, factor, keep_extremes=keep)
+            cells += [f"{r['trial_epochs']} ({r['trial_epochs'] / (max_t * len(fifo)):.0%})",
+                      f"{r['hv']:.2f} ({r['hv'] / whole:.0%})"]
+        lines.append(f"| {grace} | {factor:g} | {', '.join(map(str, rungs))} | " + " | ".join(cells)
+                     + f" | {', '.join(f'#{i}' for i in r['completed'])} |")
     return lines
 
 

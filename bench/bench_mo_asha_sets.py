@@ -27,9 +27,7 @@ import random
 import statistics
 from pathlib import Path
 
-from bench_mo_asha import hypervolume, point_at, replay
-
-from study.scheduler import reaches_the_end, rung_epochs
+from bench_mo_asha import accepted_schedules, fifo_hypervolume, replay
 
 GRACE_PERIODS, FACTORS = (1, 2, 3, 4), (2.0, 3.0, 4.0, 5.0, 6.0, 8.0)
 GOAL_HV, GOAL_SPEND = 0.9, 0.4
@@ -61,7 +59,7 @@ def shares(sets: list[list[dict]], epochs: int, grace: int, factor: float, keep:
     """(hypervolume, trial-epochs) of the schedule on each set, as shares of FIFO's."""
     out = []
     for fifo in sets:
-        whole = hypervolume([point_at(r, epochs) for r in fifo if len(r["history"]) >= epochs])
+        whole = fifo_hypervolume(fifo, epochs)
         run = replay(fifo, epochs, grace, factor, keep_extremes=keep)
         out.append((run["hv"] / whole if whole else 1.0, run["trial_epochs"] / (epochs * len(fifo))))
     return out
@@ -103,14 +101,10 @@ def main() -> None:
     pool = pool_of(args.runs, args.epochs)
     sets = drawn_sets(pool, args.sets, args.size)
     rows = []
-    for grace in GRACE_PERIODS:
-        for factor in FACTORS:
-            rungs = rung_epochs(args.epochs, grace, factor)
-            if not rungs or not reaches_the_end(args.size, rungs, factor):  # the launcher refuses these
-                continue
-            for keep in (False, True):
-                rows.append((grace, factor, keep, rungs, shares(sets, args.epochs, grace, factor, keep)))
-                print(grace, factor, keep, f"{_goal(rows[-1][-1]):.0%}", flush=True)
+    for grace, factor, rungs in accepted_schedules(args.epochs, args.size, GRACE_PERIODS, FACTORS):
+        for keep in (False, True):
+            rows.append((grace, factor, keep, rungs, shares(sets, args.epochs, grace, factor, keep)))
+            print(grace, factor, keep, f"{_goal(rows[-1][-1]):.0%}", flush=True)
     text = markdown(args, pool, rows)
     Path(args.out).write_text(text)
     print(text)
